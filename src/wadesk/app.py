@@ -1,0 +1,69 @@
+"""create_app(): wires routers, middleware and the lifespan. No logic."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from wadesk import __version__
+from wadesk.channels.whatsapp.webhook import router as whatsapp_webhook_router
+from wadesk.config import Settings, get_settings
+from wadesk.contacts.api import router as contacts_router
+from wadesk.conversations.api import router as conversations_router
+from wadesk.errors import install_error_handlers
+from wadesk.health import router as health_router
+from wadesk.inboxes.api import router as inboxes_router
+from wadesk.ingest.api import router as ingest_router
+from wadesk.logging import configure_logging
+from wadesk.runtime import Runtime
+
+API_DESCRIPTION = """
+The wadesk REST API. Authenticate with `Authorization: Bearer <token>` (create one with
+`wadesk token create --email you@example.com`). Lists are paginated with cursors:
+`{"items": [...], "next_cursor": "..."}`; pass `cursor` to get the next page.
+Errors are `{"error": {"code": "...", "message": "..."}}` with a 4xx status.
+Writes that send messages accept an `Idempotency-Key` header: the same key never sends twice.
+"""
+
+
+def create_app(settings: Settings | None = None, *, run_workers: bool | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    runtime = Runtime(
+        settings,
+        run_workers=settings.run_worker_in_server if run_workers is None else run_workers,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        if settings.simulator_enabled:
+            from wadesk.demo import start_embedded_simulator
+
+            await start_embedded_simulator(app, runtime)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="wadesk",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(whatsapp_webhook_router)
+    for router in (contacts_router, conversations_router, inboxes_router, ingest_router):
+        app.include_router(router, prefix="/api/v1")
+    if settings.simulator_enabled:
+        from wadesk.demo import mount_embedded_simulator
+
+        mount_embedded_simulator(app, runtime)
+    return app

@@ -1,0 +1,358 @@
+"""The `wadesk` command: serve, worker, db, user, token, inbox, deliveries, simulate, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import select
+
+from wadesk.accounts.actions import (
+    SCOPES,
+    AccountError,
+    do_add_inbox_member,
+    do_create_token,
+    do_create_user,
+)
+from wadesk.accounts.models import User
+from wadesk.audit.actions import Actor
+from wadesk.config import Settings, get_settings
+from wadesk.db import Database
+
+app = typer.Typer(help="wadesk: WhatsApp-first customer service.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+user_app = typer.Typer(help="People who use wadesk.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+inbox_app = typer.Typer(help="Inboxes (connected channels).", no_args_is_help=True)
+deliveries_app = typer.Typer(help="Stored webhook deliveries.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo that `make run` starts.", no_args_is_help=True)
+for sub, name in (
+    (db_app, "db"),
+    (user_app, "user"),
+    (token_app, "token"),
+    (inbox_app, "inbox"),
+    (deliveries_app, "deliveries"),
+    (demo_app, "demo"),
+):
+    app.add_typer(sub, name=name)
+
+console = Console()
+err = Console(stderr=True)
+CLI_ACTOR = Actor.system("cli")
+T = TypeVar("T")
+
+
+def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+    async def main() -> T:
+        db = Database(get_settings())
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: WADESK_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: WADESK_PORT")] = None,
+    workers: Annotated[int, typer.Option(help="Server processes")] = 1,
+) -> None:
+    """Run the HTTP server (with the outbox worker inside unless WADESK_RUN_WORKER_IN_SERVER=0)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "wadesk.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=25,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run background work without HTTP: outbox sends, inbound processing, media downloads."""
+    from wadesk.logging import configure_logging
+    from wadesk.runtime import Runtime
+
+    settings = get_settings()
+    configure_logging(settings)
+
+    async def main() -> None:
+        runtime = Runtime(settings, run_workers=True)
+        await runtime.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await runtime.stop()
+
+    asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    from wadesk import migrate
+
+    get_settings().var_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(revision)
+    console.print(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (e.g. 'base')."""
+    from wadesk import migrate
+
+    migrate.downgrade(revision)
+    console.print(f"database at {revision}")
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option()],
+    name: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option(help="admin | supervisor | agent")] = "agent",
+    password: Annotated[str | None, typer.Option(help="At least 10 characters")] = None,
+) -> None:
+    """Create a user."""
+
+    async def work(db: Database) -> int:
+        async with db.session() as session:
+            user = await do_create_user(
+                session, actor=CLI_ACTOR, email=email, name=name, role=role, password=password
+            )
+            return user.id
+
+    try:
+        user_id = _run(work)
+    except AccountError as exc:
+        _fail(str(exc))
+    console.print(json.dumps({"id": user_id, "email": email.strip().lower(), "role": role}))
+
+
+@token_app.command("create")
+def token_create(
+    email: Annotated[str, typer.Option(help="The user the token acts as")],
+    name: Annotated[str, typer.Option()] = "cli",
+    scopes: Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(SCOPES)}")] = "read,write",
+) -> None:
+    """Create an API token; it is printed once, on the last line."""
+
+    async def work(db: Database) -> str:
+        async with db.session() as session:
+            user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+            if user is None:
+                raise AccountError(f"no user with email {email}")
+            _, clear = await do_create_token(
+                session,
+                actor=CLI_ACTOR,
+                user=user,
+                name=name,
+                scopes=tuple(s.strip() for s in scopes.split(",") if s.strip()),
+            )
+            return clear
+
+    try:
+        token = _run(work)
+    except AccountError as exc:
+        _fail(str(exc))
+    err.print("Store it now: it is not shown again.")
+    print(token)
+
+
+@inbox_app.command("add-whatsapp")
+def inbox_add_whatsapp(
+    name: Annotated[str, typer.Option()],
+    phone_number_id: Annotated[str, typer.Option()],
+    access_token: Annotated[str, typer.Option(help="A permanent (system user) token")],
+    app_secret: Annotated[str, typer.Option(help="The Meta app's secret (signs webhooks)")],
+    waba_id: Annotated[str | None, typer.Option(help="WhatsApp Business Account id")] = None,
+    verify_token: Annotated[str | None, typer.Option(help="Generated if not given")] = None,
+    display_phone_number: Annotated[str | None, typer.Option()] = None,
+    graph_url: Annotated[str | None, typer.Option(help="Default: WADESK_GRAPH_URL")] = None,
+) -> None:
+    """Connect a WhatsApp Cloud API number. Prints JSON with id, webhook_url and verify_token."""
+    from wadesk.inboxes.actions import InboxError, do_create_whatsapp_inbox, webhook_url
+
+    settings = get_settings()
+
+    async def work(db: Database) -> dict[str, Any]:
+        async with db.session() as session:
+            inbox = await do_create_whatsapp_inbox(
+                session,
+                actor=CLI_ACTOR,
+                settings=settings,
+                name=name,
+                phone_number_id=phone_number_id,
+                waba_id=waba_id,
+                access_token=access_token,
+                app_secret=app_secret,
+                verify_token=verify_token,
+                display_phone_number=display_phone_number,
+                graph_url=graph_url,
+            )
+            return {
+                "id": inbox.id,
+                "webhook_url": webhook_url(settings, inbox),
+                "verify_token": inbox.verify_token,
+            }
+
+    try:
+        result = _run(work)
+    except InboxError as exc:
+        _fail(str(exc))
+    print(json.dumps(result))
+
+
+@inbox_app.command("add-member")
+def inbox_add_member(inbox_id: int, email: Annotated[str, typer.Option()]) -> None:
+    """Give a user access to an inbox."""
+
+    async def work(db: Database) -> None:
+        async with db.session() as session:
+            user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+            if user is None:
+                raise AccountError(f"no user with email {email}")
+            await do_add_inbox_member(session, actor=CLI_ACTOR, inbox_id=inbox_id, user=user)
+
+    try:
+        _run(work)
+    except AccountError as exc:
+        _fail(str(exc))
+    console.print(f"{email} is a member of inbox {inbox_id}")
+
+
+@deliveries_app.command("list")
+def deliveries_list(status: str = "unprocessable", limit: int = 50) -> None:
+    """Show stored deliveries (by default the ones that could not be processed)."""
+    from wadesk.ingest.models import WebhookDelivery
+
+    async def work(db: Database) -> list[WebhookDelivery]:
+        async with db.session() as session:
+            rows = await session.scalars(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.status == status)
+                .order_by(WebhookDelivery.id.desc())
+                .limit(limit)
+            )
+            return list(rows.all())
+
+    table = Table("id", "received", "status", "error")
+    for d in _run(work):
+        table.add_row(str(d.id), d.received_at.isoformat(timespec="seconds"), d.status, d.error or "")
+    console.print(table)
+
+
+@deliveries_app.command("replay")
+def deliveries_replay(
+    ids: Annotated[list[int] | None, typer.Option("--id", help="Repeat; default: all")] = None,
+) -> None:
+    """Process unprocessable deliveries again (after an upgrade). A running server picks them up
+    at its next sweep (WADESK_INGEST_SWEEP_SECONDS)."""
+    from wadesk.ingest.actions import do_replay_deliveries
+
+    async def work(db: Database) -> int:
+        async with db.session() as session:
+            return await do_replay_deliveries(session, actor=CLI_ACTOR, ids=ids or None)
+
+    console.print(f"{_run(work)} deliveries queued for processing")
+
+
+@app.command()
+def simulate(
+    messages: Annotated[int, typer.Option(help="How many customer messages")] = 100,
+    customers: Annotated[int, typer.Option(help="From how many distinct customers")] = 10,
+    rate: Annotated[float, typer.Option(help="Messages per second")] = 50.0,
+    duplicates: Annotated[float, typer.Option(help="Fraction of deliveries sent twice")] = 0.0,
+    batch: Annotated[int, typer.Option(help="Messages per webhook delivery")] = 1,
+    inbox_id: Annotated[int | None, typer.Option(help="Default: the first WhatsApp inbox")] = None,
+    url: Annotated[str | None, typer.Option(help="Webhook URL; default: the inbox's")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """Send signed webhooks as Meta would (retries, duplicates, batches) to a running wadesk."""
+    from wadesk.channels.simulator.load import run_load
+    from wadesk.inboxes.actions import webhook_url
+    from wadesk.inboxes.models import Inbox
+
+    settings = get_settings()
+
+    async def find(db: Database) -> tuple[str, str, str, str]:
+        async with db.session() as session:
+            query = select(Inbox).where(Inbox.channel_type == "whatsapp").order_by(Inbox.id)
+            if inbox_id is not None:
+                query = query.where(Inbox.id == inbox_id)
+            inbox = await session.scalar(query)
+            if inbox is None:
+                raise AccountError("no WhatsApp inbox: create one with `wadesk inbox add-whatsapp`")
+            return (
+                url or webhook_url(settings, inbox),
+                inbox.app_secret,
+                inbox.external_account_id,
+                inbox.display_phone_number or "",
+            )
+
+    try:
+        target, secret, phone_number_id, display = _run(find)
+    except AccountError as exc:
+        _fail(str(exc))
+    with Progress(console=err, disable=as_json) as progress:
+        task = progress.add_task("sending", total=messages)
+        report = asyncio.run(
+            run_load(
+                webhook_url=target,
+                app_secret=secret,
+                phone_number_id=phone_number_id,
+                display_phone_number=display,
+                messages=messages,
+                customers=customers,
+                rate=rate,
+                duplicates=duplicates,
+                batch=batch,
+                progress=lambda n: progress.update(task, completed=n),
+            )
+        )
+    data = report.to_dict()
+    if as_json:
+        print(json.dumps(data))
+        return
+    table = Table("figure", "value")
+    for key, value in data.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@demo_app.command("setup")
+def demo_setup() -> None:
+    """Create the demo admin and WhatsApp inbox (idempotent) and print how to sign in."""
+    from wadesk.demo import setup_demo, simulator_url
+
+    settings: Settings = get_settings()
+    credentials = asyncio.run(setup_demo(settings))
+    base = settings.base_url.rstrip("/")
+    console.print(f"[bold green]wadesk[/bold green] is starting at {base}")
+    console.print(f"  admin login : {credentials.email} / {credentials.password}")
+    console.print(f"  API token   : {credentials.api_token}")
+    console.print(f"  API docs    : {base}/api/docs")
+    console.print(f"  customer phone (simulator): {simulator_url(settings)}/")

@@ -1,0 +1,181 @@
+"""State changes of contacts. Bulk-safe and race-safe: unique keys decide, not check-then-insert."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wadesk.audit.actions import Actor, record
+from wadesk.contacts.models import Contact, ContactIdentity
+from wadesk.contacts.phone import e164_from_wa_id, phone_key, to_e164
+from wadesk.db import insert_for, queue_event, utcnow
+
+
+def _clip(value: str | None, size: int) -> str | None:
+    return value[:size] if value else value
+
+
+async def resolve_whatsapp_senders(
+    session: AsyncSession, senders: dict[str, str | None]
+) -> dict[str, int]:
+    """Contact ids for WhatsApp senders (wa_id -> profile name), creating what is missing.
+
+    A wa_id matches an existing identity by its canonical key, then a contact saved with the
+    same number in another form (Brazil's ninth digit, Mexico's 521); only then is a contact
+    created. Concurrent callers converge on the same rows through the unique keys.
+    """
+    if not senders:
+        return {}
+    insert = insert_for(session.bind.dialect.name)
+    keys = {wa_id: phone_key(wa_id) for wa_id in senders}
+    found = await _identities_by_key(session, set(keys.values()))
+    missing = sorted({key for key in keys.values() if key not in found})
+    if missing:
+        rows = await session.execute(
+            select(Contact.phone_key, Contact.id).where(Contact.phone_key.in_(missing))
+        )
+        contact_by_key: dict[str, int] = {str(k): i for k, i in rows.tuples()}
+        to_create = [key for key in missing if key not in contact_by_key]
+        if to_create:
+            now = utcnow()
+            name_by_key = {keys[w]: senders[w] for w in senders}
+            await session.execute(
+                insert(Contact)
+                .values(
+                    [
+                        {
+                            "name": _clip(name_by_key.get(key), 200),
+                            "phone_key": key,
+                            "phone_e164": e164_from_wa_id(key),
+                            "attributes": {},
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for key in to_create
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["phone_key"])
+            )
+            rows = await session.execute(
+                select(Contact.phone_key, Contact.id).where(Contact.phone_key.in_(to_create))
+            )
+            contact_by_key.update({str(k): i for k, i in rows.tuples()})
+            for key in to_create:
+                queue_event(session, "contact.created", {"contact_id": contact_by_key[key]})
+        address_by_key = {keys[w]: w for w in senders}
+        now = utcnow()
+        await session.execute(
+            insert(ContactIdentity)
+            .values(
+                [
+                    {
+                        "contact_id": contact_by_key[key],
+                        "channel_type": "whatsapp",
+                        "identity_key": key,
+                        "address": address_by_key[key],
+                        "profile_name": _clip(senders[address_by_key[key]], 200),
+                        "created_at": now,
+                    }
+                    for key in missing
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["channel_type", "identity_key"])
+        )
+        found.update(await _identities_by_key(session, set(missing)))
+    # Replies go to the address the customer last wrote from.
+    for wa_id, key in keys.items():
+        contact_id, address = found[key]
+        if address != wa_id:
+            await session.execute(
+                update(ContactIdentity)
+                .where(
+                    ContactIdentity.channel_type == "whatsapp", ContactIdentity.identity_key == key
+                )
+                .values(address=wa_id)
+            )
+    return {wa_id: found[key][0] for wa_id, key in keys.items()}
+
+
+async def _identities_by_key(session: AsyncSession, keys: set[str]) -> dict[str, tuple[int, str]]:
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(
+            ContactIdentity.identity_key, ContactIdentity.contact_id, ContactIdentity.address
+        ).where(ContactIdentity.channel_type == "whatsapp", ContactIdentity.identity_key.in_(keys))
+    )
+    return {str(key): (int(cid), str(addr)) for key, cid, addr in rows.tuples()}
+
+
+class ContactConflict(ValueError):
+    pass
+
+
+async def do_create_contact(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    name: str | None,
+    phone: str | None,
+    email: str | None,
+    attributes: dict[str, Any],
+) -> Contact:
+    e164 = to_e164(phone) if phone else None
+    key = phone_key(e164) if e164 else None
+    if key is not None:
+        existing = await session.scalar(select(Contact.id).where(Contact.phone_key == key))
+        if existing is not None:
+            raise ContactConflict(f"a contact with this phone number already exists (id {existing})")
+    contact = Contact(
+        name=name, phone_e164=e164, phone_key=key, email=email, attributes=attributes or {}
+    )
+    session.add(contact)
+    await session.flush()
+    if key is not None:
+        session.add(
+            ContactIdentity(
+                contact_id=contact.id,
+                channel_type="whatsapp",
+                identity_key=key,
+                address=key,
+            )
+        )
+    await record(session, actor, "contact.create", "contact", contact.id, {"name": name})
+    queue_event(session, "contact.created", {"contact_id": contact.id})
+    return contact
+
+
+async def do_update_contact(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    contact: Contact,
+    changes: dict[str, Any],
+) -> Contact:
+    before = {key: getattr(contact, key) for key in changes if key != "phone"}
+    if "phone" in changes:
+        phone = changes.pop("phone")
+        e164 = to_e164(phone) if phone else None
+        key = phone_key(e164) if e164 else None
+        if key is not None and key != contact.phone_key:
+            other = await session.scalar(select(Contact.id).where(Contact.phone_key == key))
+            if other is not None:
+                raise ContactConflict(f"another contact has this phone number (id {other})")
+        before["phone"] = contact.phone_e164
+        contact.phone_e164, contact.phone_key = e164, key
+    if "attributes" in changes and changes["attributes"] is not None:
+        contact.attributes = {**contact.attributes, **changes.pop("attributes")}
+    for field, value in changes.items():
+        setattr(contact, field, value)
+    contact.updated_at = utcnow()
+    await record(
+        session, actor, "contact.update", "contact", contact.id, {"before": _jsonable(before)}
+    )
+    queue_event(session, "contact.updated", {"contact_id": contact.id})
+    return contact
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, str | int | float | bool | None | dict) else str(v) for k, v in values.items()}

@@ -1,0 +1,91 @@
+"""/api/v1/contacts"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from wadesk.contacts.actions import ContactConflict, do_create_contact, do_update_contact
+from wadesk.contacts.models import Contact
+from wadesk.contacts.phone import InvalidPhone
+from wadesk.contacts.queries import get_contact, identities_of, list_contacts
+from wadesk.contacts.schemas import ContactCreate, ContactOut, ContactUpdate, IdentityOut
+from wadesk.deps import Reader, SessionDep, Writer
+from wadesk.errors import ApiError
+from wadesk.pagination import Page, decode_cursor, encode_cursor
+from sqlalchemy.ext.asyncio import AsyncSession
+
+router = APIRouter(prefix="/contacts", tags=["contacts"])
+
+
+async def _out(session: AsyncSession, contacts: list[Contact]) -> list[ContactOut]:
+    identities = await identities_of(session, [c.id for c in contacts])
+    return [
+        ContactOut.model_validate(c).model_copy(
+            update={"identities": [IdentityOut.model_validate(i) for i in identities[c.id]]}
+        )
+        for c in contacts
+    ]
+
+
+@router.get("", response_model=Page[ContactOut])
+async def list_(
+    session: SessionDep,
+    principal: Reader,
+    q: Annotated[str | None, Query(max_length=200, description="Name, email or phone digits")] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[ContactOut]:
+    after = int(decode_cursor(cursor, (int,))[0]) if cursor else None
+    contacts = await list_contacts(session, principal, q=q, after_id=after, limit=limit + 1)
+    more = len(contacts) > limit
+    contacts = contacts[:limit]
+    return Page(
+        items=await _out(session, contacts),
+        next_cursor=encode_cursor(contacts[-1].id) if more and contacts else None,
+    )
+
+
+@router.post("", response_model=ContactOut, status_code=201)
+async def create(session: SessionDep, principal: Writer, body: ContactCreate) -> ContactOut:
+    try:
+        contact = await do_create_contact(
+            session,
+            actor=principal.actor,
+            name=body.name,
+            phone=body.phone,
+            email=body.email,
+            attributes=body.attributes,
+        )
+    except InvalidPhone as exc:
+        raise ApiError(422, "invalid_phone", str(exc)) from exc
+    except ContactConflict as exc:
+        raise ApiError(409, "contact_exists", str(exc)) from exc
+    return (await _out(session, [contact]))[0]
+
+
+@router.get("/{contact_id}", response_model=ContactOut)
+async def get(session: SessionDep, principal: Reader, contact_id: int) -> ContactOut:
+    contact = await get_contact(session, principal, contact_id)
+    if contact is None:
+        raise ApiError(404, "not_found", "No such contact.")
+    return (await _out(session, [contact]))[0]
+
+
+@router.patch("/{contact_id}", response_model=ContactOut)
+async def update(
+    session: SessionDep, principal: Writer, contact_id: int, body: ContactUpdate
+) -> ContactOut:
+    contact = await get_contact(session, principal, contact_id)
+    if contact is None:
+        raise ApiError(404, "not_found", "No such contact.")
+    try:
+        await do_update_contact(
+            session, actor=principal.actor, contact=contact, changes=body.model_dump(exclude_unset=True)
+        )
+    except InvalidPhone as exc:
+        raise ApiError(422, "invalid_phone", str(exc)) from exc
+    except ContactConflict as exc:
+        raise ApiError(409, "contact_exists", str(exc)) from exc
+    return (await _out(session, [contact]))[0]

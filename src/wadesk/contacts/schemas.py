@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+
+class IdentityOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    channel_type: str
+    address: str
+    profile_name: str | None
+
+
+class ContactOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str | None
+    phone_e164: str | None
+    email: str | None
+    attributes: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    identities: list[IdentityOut] = []
+
+
+class ContactCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40, examples=["+55 11 98765-4321"])
+    email: EmailStr | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict, examples=[{"plan": "gold"}])
+
+
+class ContactUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, max_length=200)
+    phone: str | None = Field(default=None, max_length=40)
+    email: EmailStr | None = None
+    attributes: dict[str, Any] | None = Field(
+        default=None, description="Merged into the existing attributes."
+    )

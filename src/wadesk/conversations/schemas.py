@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from wadesk.conversations.models import CONVERSATION_STATUSES, PRIORITIES
+
+Status = Literal["open", "pending", "snoozed", "resolved"]
+Priority = Literal["none", "low", "medium", "high", "urgent"]
+assert set(CONVERSATION_STATUSES) == {"open", "pending", "snoozed", "resolved"}
+assert set(PRIORITIES) == {"none", "low", "medium", "high", "urgent"}
+
+
+class ConversationOut(BaseModel):
+    id: int
+    inbox_id: int
+    contact_id: int
+    contact_name: str | None
+    status: str
+    priority: str
+    assignee_id: int | None
+    labels: list[str]
+    snoozed_until: datetime | None
+    last_customer_message_at: datetime | None
+    window_closes_at: datetime | None = Field(
+        description="When the 24-hour customer service window closes (null: closed, never opened)"
+    )
+    last_activity_at: datetime
+    last_message_preview: str | None
+    unread_count: int
+    created_at: datetime
+    resolved_at: datetime | None
+
+
+class ConversationUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Status | None = None
+    assignee_id: int | None = Field(default=None, description="A user id; null to unassign")
+    priority: Priority | None = None
+    snoozed_until: datetime | None = None
+    labels: list[str] | None = Field(default=None, max_length=50, examples=[["billing", "vip"]])
+
+    @model_validator(mode="after")
+    def _aware(self) -> ConversationUpdate:
+        if self.snoozed_until is not None and self.snoozed_until.tzinfo is None:
+            raise ValueError("snoozed_until needs a time zone (e.g. 2026-01-01T09:00:00Z)")
+        return self
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    conversation_id: int
+    direction: Literal["in", "out"]
+    type: str
+    text: str | None
+    content: dict[str, Any]
+    external_id: str | None
+    reply_to_external_id: str | None
+    referral: dict[str, Any] | None
+    status: str
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+    error_code: str | None
+    error_title: str | None
+    media_mime: str | None
+    media_filename: str | None
+    media_size: int | None
+    media_status: str | None
+    sender_user_id: int | None
+    created_at: datetime
+    provider_timestamp: datetime | None
+
+
+class MessageCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"type": "text", "text": "Hello! Your order left the warehouse."},
+                {"type": "template", "content": {"name": "order_update", "language": "pt_BR",
+                 "components": [{"type": "body", "parameters": [{"type": "text", "text": "12345"}]}]}},
+                {"type": "image", "media_link": "https://example.com/receipt.png", "text": "Receipt"},
+                {"type": "reaction", "content": {"message_id": 42, "emoji": "👍"}},
+            ]
+        },
+    )
+    type: Literal[
+        "text", "image", "audio", "video", "document", "sticker", "location", "reaction",
+        "template", "interactive",
+    ] = "text"
+    text: str | None = Field(default=None, max_length=4096)
+    content: dict[str, Any] | None = None
+    reply_to_message_id: int | None = Field(default=None, ge=1)
+    media_link: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")

@@ -1,0 +1,225 @@
+"""Process stored webhook deliveries: parse, store messages and statuses, mark them done.
+
+The same loop serves three needs: processing right after a delivery is stored (woken by the
+writer), picking up what a crashed process left behind (on start-up), and a periodic sweep.
+A batch is claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several processes share
+the work and a process that dies releases its rows with its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wadesk.channels.base import InboundMessage, StatusUpdate
+from wadesk.channels.whatsapp.parse import ParseError, parse_webhook
+from wadesk.conversations.inbound import apply_parked_statuses, apply_statuses, store_inbound
+from wadesk.db import Database, utcnow
+from wadesk.inboxes.registry import InboxRegistry
+from wadesk.ingest.models import WebhookDelivery
+from wadesk.metrics import (
+    DELIVERIES_PROCESSED,
+    MESSAGES_DUPLICATE,
+    MESSAGES_RECEIVED,
+    PROCESSING_LATENCY,
+    STATUSES_APPLIED,
+)
+
+log = structlog.get_logger(__name__)
+
+# Errors that say "this data cannot be stored", as opposed to "the database is unavailable".
+DATA_ERRORS = (DataError, IntegrityError, ValueError, TypeError, KeyError)
+
+
+@dataclass
+class BatchOutcome:
+    deliveries: int = 0
+    messages: int = 0
+    duplicates: int = 0
+    statuses: int = 0
+    unprocessable: int = 0
+    media_pending: bool = False
+    problems: dict[int, list[str]] = field(default_factory=dict)
+
+
+class DeliveryProcessor:
+    def __init__(
+        self,
+        db: Database,
+        registry: InboxRegistry,
+        *,
+        batch_size: int = 200,
+        sweep_seconds: float = 30.0,
+    ) -> None:
+        self._db = db
+        self._registry = registry
+        self._batch_size = batch_size
+        self._sweep_seconds = sweep_seconds
+        self._wake = asyncio.Event()
+        self.on_media_pending: list[Any] = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        """Process until cancelled; sleeps until woken or until the next sweep."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.process_available()
+                async with self._db.session() as session:
+                    await apply_parked_statuses(session)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database may be down: deliveries stay pending and are retried.
+                log.exception("ingest.processor_error")
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._sweep_seconds)
+            except TimeoutError:
+                pass
+
+    async def process_available(self) -> BatchOutcome:
+        total = BatchOutcome()
+        while True:
+            outcome = await self.process_batch()
+            if outcome.deliveries == 0:
+                return total
+            total.deliveries += outcome.deliveries
+            total.messages += outcome.messages
+            total.duplicates += outcome.duplicates
+            total.statuses += outcome.statuses
+            total.unprocessable += outcome.unprocessable
+            total.problems.update(outcome.problems)
+
+    async def process_batch(self) -> BatchOutcome:
+        outcome = BatchOutcome()
+        async with self._db.session() as session:
+            query = (
+                select(WebhookDelivery)
+                .where(WebhookDelivery.status == "pending")
+                .order_by(WebhookDelivery.id)
+                .limit(self._batch_size)
+            )
+            if not self._db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            deliveries = list((await session.scalars(query)).all())
+            if not deliveries:
+                return outcome
+            outcome.deliveries = len(deliveries)
+            try:
+                await self._in_savepoint(session, deliveries, outcome)
+            except DATA_ERRORS:
+                # Something in the batch cannot be stored: find it by going one by one.
+                for delivery in deliveries:
+                    try:
+                        await self._in_savepoint(session, [delivery], outcome)
+                    except DATA_ERRORS as exc:
+                        log.warning("ingest.delivery_unstorable", delivery_id=delivery.id)
+                        outcome.problems[delivery.id] = [f"cannot be stored: {type(exc).__name__}"]
+            now = utcnow()
+            for delivery in deliveries:
+                problems = outcome.problems.get(delivery.id)
+                delivery.attempts += 1
+                delivery.processed_at = now
+                delivery.status = "unprocessable" if problems else "processed"
+                delivery.error = "\n".join(problems)[:4000] if problems else None
+                PROCESSING_LATENCY.observe((now - delivery.received_at).total_seconds())
+            outcome.unprocessable = sum(1 for d in deliveries if d.status == "unprocessable")
+        DELIVERIES_PROCESSED.labels("processed").inc(outcome.deliveries - outcome.unprocessable)
+        DELIVERIES_PROCESSED.labels("unprocessable").inc(outcome.unprocessable)
+        MESSAGES_RECEIVED.inc(outcome.messages)
+        MESSAGES_DUPLICATE.inc(outcome.duplicates)
+        STATUSES_APPLIED.inc(outcome.statuses)
+        if outcome.media_pending:
+            for callback in self.on_media_pending:
+                callback()
+        return outcome
+
+    async def _in_savepoint(
+        self, session: AsyncSession, deliveries: list[WebhookDelivery], outcome: BatchOutcome
+    ) -> None:
+        events: list[Any] = session.sync_session.info.setdefault("wadesk_events", [])
+        mark = len(events)
+        part = BatchOutcome()
+        try:
+            async with session.begin_nested():
+                await self._process(session, deliveries, part)
+        except BaseException:
+            del events[mark:]  # events of a rolled-back savepoint must never be published
+            raise
+        outcome.messages += part.messages
+        outcome.duplicates += part.duplicates
+        outcome.statuses += part.statuses
+        outcome.media_pending = outcome.media_pending or part.media_pending
+        outcome.problems.update(part.problems)
+
+    async def _process(
+        self, session: AsyncSession, deliveries: list[WebhookDelivery], outcome: BatchOutcome
+    ) -> None:
+        inbound: dict[int, list[InboundMessage]] = defaultdict(list)
+        statuses: dict[int, list[StatusUpdate]] = defaultdict(list)
+        for delivery in deliveries:
+            problems: list[str] = []
+            try:
+                body = orjson.loads(delivery.body)
+                result = parse_webhook(body)
+                problems.extend(result.problems)
+                for message in result.delivery.messages:
+                    inbox_id = await self._route(delivery, message.account_id, problems)
+                    if inbox_id is not None:
+                        inbound[inbox_id].append(message)
+                for status in result.delivery.statuses:
+                    inbox_id = await self._route(delivery, status.account_id, problems)
+                    if inbox_id is not None:
+                        statuses[inbox_id].append(status)
+            except orjson.JSONDecodeError:
+                problems.append("body is not JSON")
+            except ParseError as exc:
+                problems.append(str(exc))
+            if problems:
+                outcome.problems[delivery.id] = sorted(set(problems))
+        for inbox_id in sorted(inbound):
+            stored = await store_inbound(session, inbox_id, inbound[inbox_id])
+            outcome.messages += stored.created
+            outcome.duplicates += stored.duplicates
+            if stored.created and any(m.media for m in inbound[inbox_id]):
+                outcome.media_pending = True
+        for inbox_id in sorted(statuses):
+            applied = await apply_statuses(session, inbox_id, statuses[inbox_id])
+            outcome.statuses += applied.statuses_applied
+
+    async def _route(
+        self, delivery: WebhookDelivery, account_id: str, problems: list[str]
+    ) -> int | None:
+        """The inbox of an event, if the inbox's own app secret signed the delivery."""
+        inbox = await self._registry.by_account(delivery.channel_type, account_id)
+        if inbox is None:
+            self._registry.invalidate()
+            inbox = await self._registry.by_account(delivery.channel_type, account_id)
+        if inbox is None:
+            problems.append(f"no inbox for account {account_id!r}")
+            return None
+        if not _signed_by(delivery, inbox.app_secret):
+            problems.append(f"account {account_id!r} is not signed with its inbox's app secret")
+            return None
+        return inbox.id
+
+
+def _signed_by(delivery: WebhookDelivery, app_secret: str) -> bool:
+    if delivery.signature is None:  # stored by an admin replay or import: trusted
+        return True
+    expected = "sha256=" + hmac.new(app_secret.encode(), delivery.body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, delivery.signature.strip().lower())

@@ -1,0 +1,44 @@
+"""Structured logs: JSON in production, readable in development. No secrets, no message bodies."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from wadesk.config import Settings
+
+SENSITIVE_KEYS = {"access_token", "app_secret", "verify_token", "password", "token", "body", "text"}
+
+
+def _redact(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
+    for key in list(event):
+        if key in SENSITIVE_KEYS:
+            event[key] = "[redacted]"
+    return event
+
+
+def configure_logging(settings: Settings) -> None:
+    level = logging.getLevelName(settings.log_level.upper())
+    if not isinstance(level, int):
+        level = logging.INFO
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if settings.json_logs
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")

@@ -1,0 +1,356 @@
+"""Send queued messages: claim, pace, send, record. Several workers may run at once.
+
+- Claiming pushes a row's due time forward by a lease and commits before anything is sent;
+  on PostgreSQL the claim uses ``FOR UPDATE SKIP LOCKED`` so two workers never take one row.
+  A worker that dies leaves its rows to come due again after the lease.
+- Messages to one recipient go out in order: a recipient's rows are taken only from the
+  oldest pending one, and a row waiting for a retry holds back the ones behind it.
+- Transient errors are retried with exponential backoff and jitter; permanent ones fail the
+  message with a reason a person understands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wadesk.channels.base import ChannelSendError, OutboundMessage
+from wadesk.channels.whatsapp.client import WhatsAppClient
+from wadesk.channels.whatsapp.errors import human_reason
+from wadesk.config import Settings
+from wadesk.conversations.inbound import apply_parked_for
+from wadesk.conversations.models import Message
+from wadesk.db import Database, queue_event, utcnow
+from wadesk.inboxes.models import Inbox
+from wadesk.metrics import MESSAGES_FAILED, MESSAGES_SENT, OUTBOX_DEPTH, SEND_RETRIES
+from wadesk.outbox.models import OutboxItem
+from wadesk.outbox.pacing import Pacer
+
+log = structlog.get_logger(__name__)
+
+MAX_BACKOFF_SECONDS = 600.0
+PAIR_LIMIT_BACKOFF_SECONDS = 6.0
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    message_id: int
+    inbox_id: int
+    recipient: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class InboxSendConfig:
+    client: WhatsAppClient
+    rate: float
+    pair_rate: float
+    pair_burst: int
+
+
+def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter, at least what the provider asked for."""
+    base = min(MAX_BACKOFF_SECONDS, 2.0 ** min(attempts, 12))
+    return max(retry_after or 0.0, random.uniform(base / 2, base))
+
+
+class OutboxWorker:
+    def __init__(self, db: Database, settings: Settings, http: httpx.AsyncClient) -> None:
+        self._db = db
+        self._settings = settings
+        self._http = http
+        self._pacer = Pacer()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish what is claimed, then return from run_forever."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                sent = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox.worker_error")
+                await asyncio.sleep(1.0)
+                continue
+            if sent == 0 and not self._stopping:
+                try:
+                    await asyncio.wait_for(
+                        self._wake.wait(), timeout=self._settings.outbox_poll_seconds
+                    )
+                except TimeoutError:
+                    pass
+
+    async def run_once(self) -> int:
+        """Claim one batch and send it. Returns the number of rows handled."""
+        claimed, configs = await self._claim()
+        if not claimed:
+            return 0
+        groups: dict[tuple[int, str], list[Claimed]] = defaultdict(list)
+        for item in claimed:
+            groups[(item.inbox_id, item.recipient)].append(item)
+        await asyncio.gather(
+            *(self._send_group(items, configs[items[0].inbox_id]) for items in groups.values())
+        )
+        return len(claimed)
+
+    async def _claim(self) -> tuple[list[Claimed], dict[int, InboxSendConfig]]:
+        now = utcnow()
+        lease = now + timedelta(seconds=self._settings.outbox_lease_seconds)
+        async with self._db.session() as session:
+            query = (
+                select(OutboxItem.id, OutboxItem.inbox_id, OutboxItem.recipient)
+                .where(OutboxItem.state == "pending", OutboxItem.next_attempt_at <= now)
+                .order_by(OutboxItem.id)
+                .limit(self._settings.outbox_batch_size)
+            )
+            if not self._db.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            candidates = (await session.execute(query)).tuples().all()
+            if not candidates:
+                await self._update_depth(session)
+                return [], {}
+            heads = await self._heads(session, {(i, r) for _, i, r in candidates})
+            # Only rows from a recipient's oldest pending row on: order is kept per recipient.
+            ids = _contiguous_from_heads(candidates, heads)
+            if not ids:
+                return [], {}
+            rows = (
+                await session.execute(
+                    update(OutboxItem)
+                    .where(OutboxItem.id.in_(ids))
+                    .values(
+                        next_attempt_at=lease,
+                        lease_owner=self.owner,
+                        attempts=OutboxItem.attempts + 1,
+                        updated_at=now,
+                    )
+                    .returning(
+                        OutboxItem.id,
+                        OutboxItem.message_id,
+                        OutboxItem.inbox_id,
+                        OutboxItem.recipient,
+                        OutboxItem.attempts,
+                    )
+                )
+            ).tuples().all()
+            claimed = sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+            inbox_ids = {c.inbox_id for c in claimed}
+            inboxes = (await session.scalars(select(Inbox).where(Inbox.id.in_(inbox_ids)))).all()
+            configs = {inbox.id: self._config_for(inbox) for inbox in inboxes}
+        return claimed, configs
+
+    async def _heads(
+        self, session: AsyncSession, pairs: set[tuple[int, str]]
+    ) -> dict[tuple[int, str], int]:
+        recipients = sorted({r for _, r in pairs})
+        rows = await session.execute(
+            select(OutboxItem.inbox_id, OutboxItem.recipient, func.min(OutboxItem.id))
+            .where(OutboxItem.state == "pending", OutboxItem.recipient.in_(recipients))
+            .group_by(OutboxItem.inbox_id, OutboxItem.recipient)
+        )
+        return {(int(i), str(r)): int(m) for i, r, m in rows.tuples()}
+
+    async def _update_depth(self, session: AsyncSession) -> None:
+        depth = await session.scalar(
+            select(func.count()).select_from(OutboxItem).where(OutboxItem.state == "pending")
+        )
+        OUTBOX_DEPTH.set(depth or 0)
+
+    def _config_for(self, inbox: Inbox) -> InboxSendConfig:
+        settings = self._settings
+        client = WhatsAppClient(
+            http=self._http,
+            graph_url=inbox.graph_url,
+            api_version=inbox.api_version,
+            phone_number_id=inbox.external_account_id,
+            access_token=inbox.access_token,
+            business_account_id=inbox.business_account_id,
+        )
+        return InboxSendConfig(
+            client=client,
+            rate=inbox.send_rate_per_s or settings.send_rate_per_number,
+            pair_rate=inbox.pair_rate_per_s or settings.pair_rate_per_s,
+            pair_burst=inbox.pair_burst or settings.pair_burst,
+        )
+
+    async def _send_group(self, items: list[Claimed], config: InboxSendConfig) -> None:
+        for index, item in enumerate(items):
+            delay = self._pacer.delay(
+                item.inbox_id,
+                item.recipient,
+                rate=config.rate,
+                pair_rate=config.pair_rate,
+                pair_burst=config.pair_burst,
+            )
+            while 0 < delay <= 1.0:
+                await asyncio.sleep(delay)
+                delay = self._pacer.delay(
+                    item.inbox_id,
+                    item.recipient,
+                    rate=config.rate,
+                    pair_rate=config.pair_rate,
+                    pair_burst=config.pair_burst,
+                )
+            if delay > 0:
+                # Queue, don't fail: this recipient's rows come due again when the pair allows.
+                await self._postpone([i.id for i in items[index:]], delay)
+                return
+            retry_in = await self._send_one(item, config)
+            if retry_in is not None:
+                # A retry is pending: the rows behind it wait for it, in order.
+                await self._postpone([i.id for i in items[index + 1 :]], retry_in)
+                return
+
+    async def _postpone(self, ids: list[int], seconds: float) -> None:
+        """Put claimed rows back, due in ``seconds``; their claim does not count as an attempt."""
+        if not ids:
+            return
+        async with self._db.session() as session:
+            await session.execute(
+                update(OutboxItem)
+                .where(OutboxItem.id.in_(ids))
+                .values(
+                    next_attempt_at=utcnow() + timedelta(seconds=seconds),
+                    attempts=OutboxItem.attempts - 1,
+                    lease_owner=None,
+                )
+            )
+
+    async def _send_one(self, item: Claimed, config: InboxSendConfig) -> float | None:
+        """Send one row. Returns the seconds until its retry when it was put back."""
+        async with self._db.session() as session:
+            message = await session.get(Message, item.message_id)
+            if message is None:
+                await self._finish(session, item, "done", None)
+                return None
+            outbound = OutboundMessage(
+                recipient=item.recipient,
+                type=message.type,
+                text=message.text,
+                content=message.content,
+                reply_to_external_id=message.reply_to_external_id,
+                media_link=message.content.get("media_link"),
+            )
+        try:
+            result = await config.client.send(outbound)
+        except ChannelSendError as error:
+            return await self._record_failure(item, error)
+        except ValueError as error:
+            return await self._record_failure(
+                item, ChannelSendError("131051", str(error), transient=False)
+            )
+        async with self._db.session() as session:
+            message = await session.get(Message, item.message_id)
+            if message is not None:
+                message.external_id = result.external_id[:128]
+                message.status = "sent" if message.status == "queued" else message.status
+                message.sent_at = message.sent_at or utcnow()
+                await session.flush()
+                await apply_parked_for(session, message)
+                queue_event(
+                    session,
+                    "message.updated",
+                    {
+                        "message_id": message.id,
+                        "conversation_id": message.conversation_id,
+                        "inbox_id": message.inbox_id,
+                        "status": message.status,
+                    },
+                )
+            await self._finish(session, item, "done", None)
+        MESSAGES_SENT.inc()
+        return None
+
+    async def _record_failure(self, item: Claimed, error: ChannelSendError) -> float | None:
+        retry = error.transient and item.attempts < self._settings.outbox_max_attempts
+        if error.code == "131056":
+            self._pacer.penalise_pair(item.inbox_id, item.recipient)
+        async with self._db.session() as session:
+            if retry:
+                wait = backoff_seconds(item.attempts, error.retry_after)
+                if error.code == "131056":
+                    wait = max(wait, PAIR_LIMIT_BACKOFF_SECONDS)
+                await session.execute(
+                    update(OutboxItem)
+                    .where(OutboxItem.id == item.id)
+                    .values(
+                        next_attempt_at=utcnow() + timedelta(seconds=wait),
+                        last_error=f"{error.code}: {error.title}"[:2000],
+                        lease_owner=None,
+                    )
+                )
+                SEND_RETRIES.labels(error.code).inc()
+                log.info("outbox.retry", outbox_id=item.id, code=error.code, wait_s=round(wait, 2))
+                return wait
+            message = await session.get(Message, item.message_id)
+            if message is not None:
+                message.status = "failed"
+                message.failed_at = utcnow()
+                message.error_code = error.code[:20]
+                message.error_title = human_reason(error.code, error.title)[:500]
+                queue_event(
+                    session,
+                    "message.updated",
+                    {
+                        "message_id": message.id,
+                        "conversation_id": message.conversation_id,
+                        "inbox_id": message.inbox_id,
+                        "status": "failed",
+                    },
+                )
+            if error.account_problem:
+                inbox = await session.get(Inbox, item.inbox_id)
+                if inbox is not None and not inbox.needs_attention:
+                    inbox.needs_attention = True
+                    inbox.attention_reason = human_reason(error.code, error.title)[:500]
+                    queue_event(session, "inbox.needs_attention", {"inbox_id": inbox.id})
+            await self._finish(session, item, "failed", f"{error.code}: {error.title}")
+        MESSAGES_FAILED.labels(error.code).inc()
+        log.info("outbox.failed", outbox_id=item.id, code=error.code)
+        return None
+
+    async def _finish(
+        self, session: AsyncSession, item: Claimed, state: str, error: str | None
+    ) -> None:
+        await session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == item.id)
+            .values(state=state, last_error=error[:2000] if error else None, updated_at=utcnow())
+        )
+
+
+def _contiguous_from_heads(
+    candidates: Sequence[tuple[int, int, str]], heads: dict[tuple[int, str], int]
+) -> list[int]:
+    """Ids of the recipients whose oldest pending row is among the candidates."""
+    by_pair: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for cid, inbox_id, recipient in candidates:
+        by_pair[(inbox_id, recipient)].append(cid)
+    chosen: list[int] = []
+    for pair, ids in by_pair.items():
+        if ids and ids[0] == heads.get(pair):
+            chosen.extend(ids)
+    return chosen

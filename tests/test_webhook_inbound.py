@@ -1,0 +1,245 @@
+"""The Cloud API webhook, end to end over HTTP: signature, storage, processing, duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from sqlalchemy import func, select
+
+from tests.helpers import (
+    APP_SECRET,
+    auth,
+    create_inbox,
+    create_user,
+    envelope,
+    eventually,
+    post_signed,
+    settle,
+    text_message,
+)
+from wadesk.channels.whatsapp.signature import sign
+from wadesk.contacts.models import Contact
+from wadesk.conversations.models import Conversation, Message
+from wadesk.ingest.models import WebhookDelivery
+from wadesk.realtime.bus import bus
+
+
+async def count(live, model, *where) -> int:
+    async with live.runtime.db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def test_verification_echoes_challenge_only_for_the_right_token(live):
+    inbox = await create_inbox(live)
+    url = inbox["webhook_url"]
+    ok = await live.client.get(
+        url, params={"hub.mode": "subscribe", "hub.verify_token": "verify-me-please", "hub.challenge": "1158201444"}
+    )
+    assert ok.status_code == 200 and ok.text == "1158201444"
+    shared = await live.client.get(
+        "/webhooks/whatsapp",
+        params={"hub.mode": "subscribe", "hub.verify_token": "verify-me-please", "hub.challenge": "42"},
+    )
+    assert shared.text == "42"
+    bad = await live.client.get(
+        url, params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1"}
+    )
+    assert bad.status_code == 403
+    missing = await live.client.get(url)
+    assert missing.status_code == 403
+
+
+async def test_unsigned_or_badly_signed_posts_are_refused_and_not_stored(live):
+    inbox = await create_inbox(live)
+    body = json.dumps(envelope([text_message("5511987654321", "wamid.A1", "hi")])).encode()
+    unsigned = await live.client.post(inbox["webhook_url"], content=body)
+    wrong = await live.client.post(
+        inbox["webhook_url"], content=body, headers={"X-Hub-Signature-256": sign(body, "other-secret")}
+    )
+    tampered = await live.client.post(
+        inbox["webhook_url"],
+        content=body.replace(b"hi", b"ho"),
+        headers={"X-Hub-Signature-256": sign(body, APP_SECRET)},
+    )
+    assert [unsigned.status_code, wrong.status_code, tampered.status_code] == [401, 401, 401]
+    assert unsigned.json()["error"]["code"] == "bad_signature"
+    assert await count(live, WebhookDelivery) == 0
+
+
+async def test_signed_body_that_is_not_json_gets_400(live):
+    inbox = await create_inbox(live)
+    response = await post_signed(live.client, inbox["webhook_url"], b"{not json")
+    assert response.status_code == 400
+    assert await count(live, WebhookDelivery) == 0
+
+
+async def test_body_over_the_limit_gets_413(live):
+    inbox = await create_inbox(live)
+    big = b'{"x":"' + b"a" * (live.runtime.settings.max_webhook_body_bytes + 10) + b'"}'
+    response = await post_signed(live.client, inbox["webhook_url"], big)
+    assert response.status_code == 413
+    assert await count(live, WebhookDelivery) == 0
+
+
+async def test_text_message_creates_contact_conversation_and_message(live):
+    inbox = await create_inbox(live)
+    _, token = await create_user(live, email="admin@example.com")
+    with bus.subscribe() as events:
+        response = await post_signed(
+            live.client,
+            inbox["webhook_url"],
+            envelope([text_message("5511987654321", "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=", "Olá, onde está meu pedido?")],
+                     names={"5511987654321": "Maria Souza"}),
+        )
+        assert response.status_code == 200 and response.json() == {"ok": True}
+        convs = await eventually(
+            lambda: _json(live.client.get("/api/v1/conversations", headers=auth(token)))
+        )
+        seen = []
+        while not events.empty():
+            seen.append(events.get_nowait()[0])
+    [conversation] = convs["items"]
+    assert conversation["contact_name"] == "Maria Souza"
+    assert conversation["status"] == "open"
+    assert conversation["unread_count"] == 1
+    assert conversation["last_message_preview"] == "Olá, onde está meu pedido?"
+    assert conversation["window_closes_at"] is not None
+    messages = (
+        await live.client.get(f"/api/v1/conversations/{conversation['id']}/messages", headers=auth(token))
+    ).json()["items"]
+    assert [(m["direction"], m["type"], m["text"], m["status"]) for m in messages] == [
+        ("in", "text", "Olá, onde está meu pedido?", "received")
+    ]
+    assert {"contact.created", "conversation.created", "message.created"} <= set(seen)
+    contact = (await live.client.get(f"/api/v1/contacts/{conversation['contact_id']}", headers=auth(token))).json()
+    assert contact["phone_e164"] == "+5511987654321"
+    assert contact["identities"][0]["address"] == "5511987654321"
+
+
+async def _json(awaitable):
+    response = await awaitable
+    data = response.json()
+    return data if data.get("items") else None
+
+
+async def test_every_entry_change_message_and_status_of_a_batch_is_processed(live):
+    inbox = await create_inbox(live)
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "1",
+                "changes": [
+                    envelope([text_message("14155550001", f"wamid.b{i}", f"m{i}") for i in range(3)])["entry"][0]["changes"][0],
+                    envelope([text_message("14155550002", "wamid.b3", "m3")])["entry"][0]["changes"][0],
+                ],
+            },
+            {"id": "2", "changes": envelope([text_message("14155550003", "wamid.b4", "m4")])["entry"][0]["changes"]},
+        ],
+    }
+    response = await post_signed(live.client, inbox["webhook_url"], payload)
+    assert response.status_code == 200
+    await settle(live)
+    assert await count(live, Message) == 5
+    assert await count(live, Contact) == 3
+    assert await count(live, Conversation) == 3
+
+
+async def test_retries_and_concurrent_duplicates_store_one_message(live):
+    inbox = await create_inbox(live)
+    payload = envelope([text_message("14155550009", "wamid.DUP", "only once")])
+    responses = await asyncio.gather(
+        *(post_signed(live.client, inbox["webhook_url"], payload) for _ in range(8))
+    )
+    assert {r.status_code for r in responses} == {200}
+    await settle(live)
+    await post_signed(live.client, "/webhooks/whatsapp", payload)  # the shared URL too
+    await settle(live)
+    assert await count(live, WebhookDelivery) == 9
+    assert await count(live, Message) == 1
+    assert await count(live, Conversation) == 1
+
+
+async def test_unknown_type_is_kept_visible_and_replayable(live):
+    inbox = await create_inbox(live)
+    _, token = await create_user(live, email="admin@example.com")
+    odd = {"from": "14155550010", "id": "wamid.NEW", "timestamp": "1700000000", "type": "hologram", "hologram": {}}
+    await post_signed(live.client, inbox["webhook_url"], envelope([odd]))
+    await settle(live)
+    listed = (await live.client.get("/api/v1/webhook-deliveries", headers=auth(token))).json()
+    [delivery] = listed["items"]
+    assert delivery["status"] == "unprocessable"
+    assert "hologram" in delivery["error"]
+    # The customer's message is not hidden from agents meanwhile.
+    async with live.runtime.db.session() as session:
+        message = await session.scalar(select(Message))
+        assert message.type == "unsupported" and message.content["unknown_type"] == "hologram"
+    replay = await live.client.post(
+        "/api/v1/webhook-deliveries/replay", json={"ids": [delivery["id"]]}, headers=auth(token)
+    )
+    assert replay.json() == {"replayed": 1}
+    await settle(live)
+    assert await count(live, Message) == 1
+
+
+async def test_delivery_for_an_unknown_number_is_unprocessable_but_acknowledged(live):
+    inbox = await create_inbox(live)
+    payload = envelope([text_message("14155550011", "wamid.X", "hi")], phone_number_id="999")
+    response = await post_signed(live.client, inbox["webhook_url"], payload)
+    assert response.status_code == 200
+    await settle(live)
+    async with live.runtime.db.session() as session:
+        delivery = await session.scalar(select(WebhookDelivery))
+        assert delivery.status == "unprocessable" and "no inbox" in delivery.error
+    assert await count(live, Message) == 0
+
+
+async def test_an_inbox_cannot_inject_events_for_another_inboxs_number(live):
+    await create_inbox(live, phone_number_id="111", app_secret="secret-one")
+    second = await create_inbox(live, phone_number_id="222", app_secret="secret-two")
+    # Signed with inbox 2's secret but claiming to be for number 111.
+    payload = envelope([text_message("14155550012", "wamid.EVIL", "hi")], phone_number_id="111")
+    response = await post_signed(live.client, second["webhook_url"], payload, secret="secret-two")
+    assert response.status_code == 200
+    await settle(live)
+    assert await count(live, Message) == 0
+
+
+async def test_brazil_ninth_digit_and_saved_number_resolve_to_one_contact(live):
+    inbox = await create_inbox(live)
+    _, token = await create_user(live, email="admin@example.com")
+    created = await live.client.post(
+        "/api/v1/contacts", json={"name": "João", "phone": "+55 11 98765-4321"}, headers=auth(token)
+    )
+    assert created.status_code == 201
+    # An account from before the ninth digit writes with the old wa_id.
+    await post_signed(live.client, inbox["webhook_url"], envelope([text_message("551187654321", "wamid.BR1", "oi")]))
+    await post_signed(live.client, inbox["webhook_url"], envelope([text_message("5511987654321", "wamid.BR2", "oi de novo")]))
+    await settle(live)
+    assert await count(live, Contact) == 1
+    assert await count(live, Message) == 2
+    # Mexico's legacy 521 prefix too.
+    await post_signed(live.client, inbox["webhook_url"], envelope([text_message("5215512345678", "wamid.MX1", "hola")]))
+    await post_signed(live.client, inbox["webhook_url"], envelope([text_message("525512345678", "wamid.MX2", "hola")]))
+    await settle(live)
+    assert await count(live, Contact) == 2
+
+
+async def test_a_delivery_stored_before_a_crash_is_processed_once_on_restart(live, settings):
+    from wadesk.runtime import Runtime
+
+    inbox = await create_inbox(live)
+    crashed = Runtime(settings, run_workers=False)
+    crashed.writer._on_stored = lambda: None  # the process "dies" before processing
+    body = json.dumps(envelope([text_message("14155550013", "wamid.CRASH", "still here?")])).encode()
+    await crashed.writer.store(channel_type="whatsapp", inbox_id=inbox["id"], body=body, signature=sign(body, APP_SECRET))
+    await crashed.close()
+    restarted = Runtime(settings, run_workers=False)
+    try:
+        await restarted.processor.process_available()
+        again = await restarted.processor.process_available()
+    finally:
+        await restarted.close()
+    assert again.deliveries == 0
+    assert await count(live, Message, Message.external_id == "wamid.CRASH") == 1
