@@ -135,8 +135,22 @@ async def eventually(
 
 
 async def settle(live: Any) -> None:
-    """Process everything stored so far, now (instead of waiting for the processor to wake)."""
-    await live.runtime.processor.process_available()
+    """Wait until every stored delivery is processed (by this call or the background loop)."""
+    from sqlalchemy import func, select
+
+    from wadesk.ingest.models import WebhookDelivery
+
+    async def nothing_pending() -> bool:
+        await live.runtime.processor.process_available()
+        async with live.runtime.db.session() as session:
+            pending = await session.scalar(
+                select(func.count())
+                .select_from(WebhookDelivery)
+                .where(WebhookDelivery.status == "pending")
+            )
+        return pending == 0
+
+    await eventually(nothing_pending)
 
 
 def auth(token: str) -> dict[str, str]:

@@ -34,7 +34,7 @@ def configure_logging(settings: Settings) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,
-            structlog.processors.format_exc_info,
+            *([structlog.processors.format_exc_info] if settings.json_logs else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

@@ -137,20 +137,21 @@ async def store_inbound(
             }
         )
     if updates:
+        table = Conversation.__table__
+        # Core executemany: one round trip for every conversation of the batch.
         await session.execute(
-            update(Conversation)
-            .where(Conversation.id == bindparam("cid"))
+            update(table)
+            .where(table.c.id == bindparam("cid"))
             .values(
                 last_customer_message_at=bindparam("last_ts"),
                 last_activity_at=bindparam("now"),
                 last_message_preview=bindparam("preview"),
-                unread_count=Conversation.unread_count + bindparam("n"),
+                unread_count=table.c.unread_count + bindparam("n"),
                 updated_at=bindparam("now"),
                 # A customer writing wakes a snoozed or pending conversation.
                 status="open",
                 snoozed_until=None,
-            )
-            .execution_options(synchronize_session=False),
+            ),
             updates,
         )
     for message_id, _ext, conversation_id in sorted(inserted):

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.db import Database
 from wadesk.inboxes.models import Inbox
@@ -36,23 +37,31 @@ class InboxRegistry:
     def invalidate(self) -> None:
         self._loaded_at = 0.0
 
-    async def all(self) -> list[InboxCredentials]:
+    async def all(self, session: AsyncSession | None = None) -> list[InboxCredentials]:
+        """The inboxes, reloaded when stale. Pass the caller's session when it holds one: on
+        SQLite the pool has a single connection, and a second session would wait forever."""
         if time.monotonic() - self._loaded_at > self._ttl:
-            async with self._db.session() as session:
-                inboxes = (await session.scalars(select(Inbox).order_by(Inbox.id))).all()
-                self._items = [
-                    InboxCredentials(
-                        id=i.id,
-                        channel_type=i.channel_type,
-                        account_id=i.external_account_id,
-                        webhook_key=i.webhook_key,
-                        app_secret=i.app_secret,
-                        verify_token=i.verify_token,
-                    )
-                    for i in inboxes
-                ]
-            self._loaded_at = time.monotonic()
+            if session is None:
+                async with self._db.session() as own:
+                    await self._load(own)
+            else:
+                await self._load(session)
         return self._items
+
+    async def _load(self, session: AsyncSession) -> None:
+        inboxes = (await session.scalars(select(Inbox).order_by(Inbox.id))).all()
+        self._items = [
+            InboxCredentials(
+                id=i.id,
+                channel_type=i.channel_type,
+                account_id=i.external_account_id,
+                webhook_key=i.webhook_key,
+                app_secret=i.app_secret,
+                verify_token=i.verify_token,
+            )
+            for i in inboxes
+        ]
+        self._loaded_at = time.monotonic()
 
     async def by_channel(self, channel_type: str) -> list[InboxCredentials]:
         return [i for i in await self.all() if i.channel_type == channel_type]
@@ -60,8 +69,10 @@ class InboxRegistry:
     async def by_webhook_key(self, key: str) -> InboxCredentials | None:
         return next((i for i in await self.all() if i.webhook_key == key), None)
 
-    async def by_account(self, channel_type: str, account_id: str) -> InboxCredentials | None:
-        for item in await self.all():
+    async def by_account(
+        self, channel_type: str, account_id: str, session: AsyncSession | None = None
+    ) -> InboxCredentials | None:
+        for item in await self.all(session):
             if item.channel_type == channel_type and item.account_id == account_id:
                 return item
         return None

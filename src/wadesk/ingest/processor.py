@@ -178,11 +178,11 @@ class DeliveryProcessor:
                 result = parse_webhook(body)
                 problems.extend(result.problems)
                 for message in result.delivery.messages:
-                    inbox_id = await self._route(delivery, message.account_id, problems)
+                    inbox_id = await self._route(session, delivery, message.account_id, problems)
                     if inbox_id is not None:
                         inbound[inbox_id].append(message)
                 for status in result.delivery.statuses:
-                    inbox_id = await self._route(delivery, status.account_id, problems)
+                    inbox_id = await self._route(session, delivery, status.account_id, problems)
                     if inbox_id is not None:
                         statuses[inbox_id].append(status)
             except orjson.JSONDecodeError:
@@ -202,13 +202,17 @@ class DeliveryProcessor:
             outcome.statuses += applied.statuses_applied
 
     async def _route(
-        self, delivery: WebhookDelivery, account_id: str, problems: list[str]
+        self,
+        session: AsyncSession,
+        delivery: WebhookDelivery,
+        account_id: str,
+        problems: list[str],
     ) -> int | None:
         """The inbox of an event, if the inbox's own app secret signed the delivery."""
-        inbox = await self._registry.by_account(delivery.channel_type, account_id)
+        inbox = await self._registry.by_account(delivery.channel_type, account_id, session)
         if inbox is None:
             self._registry.invalidate()
-            inbox = await self._registry.by_account(delivery.channel_type, account_id)
+            inbox = await self._registry.by_account(delivery.channel_type, account_id, session)
         if inbox is None:
             problems.append(f"no inbox for account {account_id!r}")
             return None

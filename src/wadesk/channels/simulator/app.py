@@ -9,28 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from wadesk.channels.simulator import webhooks
 from wadesk.channels.simulator.control import control_router
 from wadesk.channels.simulator.errors import GraphError, invalid_parameter, status_error
-from wadesk.channels.simulator.graph import graph_router, media_download_router
 from wadesk.channels.simulator.faults import FaultInjector, FaultPlan, SendFaults
+from wadesk.channels.simulator.graph import graph_router, media_download_router
 from wadesk.channels.simulator.inbound import build_customer_message
 from wadesk.channels.simulator.media import MediaItem, MediaStore
 from wadesk.channels.simulator.message_templates import MessageTemplate, TemplateStore
-from wadesk.channels.simulator.page import page_router
+from wadesk.channels.simulator.page import STATIC_DIR, page_router
 from wadesk.channels.simulator.state import (
     BusinessNumber,
     ChatMessage,
     Conversation,
+    CustomerMessage,
     brazil_variant,
     digits,
     new_wamid,
@@ -56,16 +58,6 @@ __all__ = [
 ]
 
 TYPING_SECONDS = 25.0  # how long Meta shows a typing indicator at most
-
-
-@dataclass
-class CustomerMessage:
-    """One message of :meth:`Simulator.customer_sends_batch`."""
-
-    phone_number_id: str
-    wa_id: str
-    name: str
-    message: dict[str, Any]
 
 
 class WebhookDeliveryError(RuntimeError):
@@ -179,7 +171,9 @@ class Simulator:
                 return self._business_reads(number, body)
             return await self._send(number, body)
         except GraphError as exc:
-            self.stats.reject(digits(to) if isinstance(to, str) else None, exc.code, exc.http_status)
+            self.stats.reject(
+                digits(to) if isinstance(to, str) else None, exc.code, exc.http_status
+            )
             raise
 
     async def _send(self, number: BusinessNumber, body: Any) -> dict[str, Any]:
@@ -189,15 +183,18 @@ class Simulator:
         pnid = number.phone_number_id
         if faults.answer == "pair_limit" or self.faults.pair_rate_exceeded(pnid, wa_id):
             raise GraphError(
-                131056, "Message failed to send because there were too many messages sent "
-                "from this phone number to the same phone number in a short period of time."
+                131056,
+                "Message failed to send because there were too many messages sent "
+                "from this phone number to the same phone number in a short period of time.",
             )
         if faults.answer == "http_500":
             raise GraphError(131000, "An unknown error occurred.", http_status=500)
         if faults.answer == "rate_limit":
             raise GraphError(
-                130429, "Message failed to send because there were too many messages sent "
-                "from this phone number in a short period of time.", http_status=429
+                130429,
+                "Message failed to send because there were too many messages sent "
+                "from this phone number in a short period of time.",
+                http_status=429,
             )
         if faults.answer != "timeout":
             return self._accept(number, wa_id, body, valid.template, faults)
@@ -395,9 +392,7 @@ class Simulator:
                         wa_id=wa_id,
                         wamid=new_wamid(wa_id),
                         number=number,
-                        save_media=lambda data, mime, name, n=number: self.save_media(
-                            n.phone_number_id, data, mime, name
-                        ),
+                        save_media=functools.partial(self.save_media, number.phone_number_id),
                     ),
                 )
             )
@@ -412,7 +407,12 @@ class Simulator:
             ).append(meta)
             conversation = self._record(
                 ChatMessage(
-                    meta["id"], number.phone_number_id, wa_id, "customer", meta["type"], meta,
+                    meta["id"],
+                    number.phone_number_id,
+                    wa_id,
+                    "customer",
+                    meta["type"],
+                    meta,
                     status="delivered",
                 )
             )
@@ -431,7 +431,9 @@ class Simulator:
             for waba_id, changes in entries.items()
         )
         wamids = [str(meta["id"]) for _, _, meta in built]
-        delivery = self._deliver_customer_messages(url, secret, webhooks.encode(payload), wamids, duplicate)
+        delivery = self._deliver_customer_messages(
+            url, secret, webhooks.encode(payload), wamids, duplicate
+        )
         if wait:
             await delivery
         else:
@@ -450,10 +452,13 @@ class Simulator:
         """The customer opens the chat: every business message not yet read gets read."""
         count = 0
         for message in self.conversation(phone_number_id, wa_id).messages:
-            if message.sender == "business" and message.status not in ("read", "failed"):
-                if not message.read_requested.is_set():
-                    message.read_requested.set()
-                    count += 1
+            if (
+                message.sender == "business"
+                and message.status not in ("read", "failed")
+                and not message.read_requested.is_set()
+            ):
+                message.read_requested.set()
+                count += 1
         return count
 
     # -- templates ----------------------------------------------------------------------
@@ -467,12 +472,17 @@ class Simulator:
         await asyncio.sleep(self.template_review_seconds)
         self.templates.review(template)
         change = webhooks.template_status_change(
-            template.id, template.name, template.language, template.status,
+            template.id,
+            template.name,
+            template.language,
+            template.status,
             template.rejected_reason,
         )
         body = webhooks.encode(webhooks.envelope([(template.waba_id, [change])]))
         targets = {
-            (n.webhook_url, n.app_secret) for n in self.numbers.values() if n.waba_id == template.waba_id
+            (n.webhook_url, n.app_secret)
+            for n in self.numbers.values()
+            if n.waba_id == template.waba_id
         }
         for url, secret in sorted(targets):
             await self._deliver(url, secret, body)
@@ -542,4 +552,5 @@ def create_simulator_app(sim: Simulator) -> FastAPI:
     app.include_router(media_download_router(sim))
     app.include_router(control_router(sim))
     app.include_router(page_router(sim))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

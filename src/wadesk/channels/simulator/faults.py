@@ -10,7 +10,9 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, TypeAdapter
 
-FaultKind = Literal["http_500", "rate_limit", "pair_limit", "timeout", "undeliverable", "reengagement"]
+FaultKind = Literal[
+    "http_500", "rate_limit", "pair_limit", "timeout", "undeliverable", "reengagement"
+]
 PAIR_WINDOW_SECONDS = 6.0
 
 

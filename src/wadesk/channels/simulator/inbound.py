@@ -81,7 +81,9 @@ def _short_form(kind: str, message: dict[str, Any], save_media: MediaSaver) -> d
     if kind == "reaction":
         if not message.get("message_id"):
             raise ValueError("a reaction needs the message_id it reacts to")
-        return {"reaction": {"message_id": message["message_id"], "emoji": message.get("emoji", "")}}
+        return {
+            "reaction": {"message_id": message["message_id"], "emoji": message.get("emoji", "")}
+        }
     if kind == "button":
         text = str(message.get("text", ""))
         return {"button": {"payload": str(message.get("payload", text)), "text": text}}

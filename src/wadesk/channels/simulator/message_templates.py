@@ -1,4 +1,4 @@
-"""Message templates per WhatsApp Business Account: create, review, list with paging, send checks."""
+"""Message templates per WhatsApp Business Account: create, review, list (paged), send checks."""
 
 from __future__ import annotations
 
@@ -41,6 +41,28 @@ def _parameter_text(parameter: Any) -> str:
     return f"[{kind}]"
 
 
+def _parameters_of(components: list[dict[str, Any]], kind: str) -> list[Any]:
+    """The parameters a send request gives for one component (header, body...)."""
+    for component in components:
+        if str(component.get("type")).upper() == kind:
+            given = component.get("parameters")
+            return given if isinstance(given, list) else []
+    return []
+
+
+def _fill(text: str, values: list[Any]) -> str:
+    """Placeholders replaced by named parameters, or by position."""
+    by_name: dict[str, str] = {}
+    for index, name in enumerate(_placeholders(text)):
+        named = next(
+            (p for p in values if isinstance(p, dict) and p.get("parameter_name") == name), None
+        )
+        if named is None and index < len(values):
+            named = values[index]
+        by_name[name] = _parameter_text(named)
+    return PLACEHOLDER.sub(lambda m: by_name.get(m.group(1), m.group(0)), text)
+
+
 @dataclass
 class MessageTemplate:
     id: str
@@ -54,9 +76,7 @@ class MessageTemplate:
     rejected_reason: str = "NONE"
 
     def component(self, kind: str) -> dict[str, Any] | None:
-        return next(
-            (c for c in self.components if str(c.get("type", "")).upper() == kind), None
-        )
+        return next((c for c in self.components if str(c.get("type", "")).upper() == kind), None)
 
     def to_graph(self, fields: tuple[str, ...]) -> dict[str, Any]:
         every = {
@@ -79,11 +99,7 @@ class MessageTemplate:
         for kind in ("HEADER", "BODY"):
             component = self.component(kind)
             expected = len(_placeholders(component.get("text") if component else None))
-            given = next(
-                (c.get("parameters") for c in components if str(c.get("type")).upper() == kind),
-                None,
-            )
-            count = len(given) if isinstance(given, list) else 0
+            count = len(_parameters_of(components, kind))
             if count != expected:
                 raise GraphError(
                     132000,
@@ -97,30 +113,8 @@ class MessageTemplate:
         for kind in ("HEADER", "BODY", "FOOTER"):
             component = self.component(kind)
             text = component.get("text") if component else None
-            given = next(
-                (c.get("parameters") for c in components if str(c.get("type")).upper() == kind),
-                [],
-            )
-            values = given if isinstance(given, list) else []
-            names = _placeholders(text)
-            by_name: dict[str, str] = {}
-            for index, name in enumerate(names):
-                named = next(
-                    (
-                        p
-                        for p in values
-                        if isinstance(p, dict) and p.get("parameter_name") == name
-                    ),
-                    None,
-                )
-                chosen = named if named is not None else (
-                    values[index] if index < len(values) else None
-                )
-                by_name[name] = _parameter_text(chosen)
             texts[kind] = (
-                PLACEHOLDER.sub(lambda m: by_name.get(m.group(1), m.group(0)), text)
-                if isinstance(text, str)
-                else None
+                _fill(text, _parameters_of(components, kind)) if isinstance(text, str) else None
             )
         return {
             "header": texts["HEADER"],
@@ -149,7 +143,9 @@ class MessageTemplate:
 def _approved(
     waba_id: str, name: str, language: str, category: str, components: list[dict[str, Any]]
 ) -> MessageTemplate:
-    return MessageTemplate(new_numeric_id(), waba_id, name, language, category, components, "APPROVED")
+    return MessageTemplate(
+        new_numeric_id(), waba_id, name, language, category, components, "APPROVED"
+    )
 
 
 def _seed(waba_id: str) -> list[MessageTemplate]:

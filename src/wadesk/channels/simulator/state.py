@@ -21,6 +21,17 @@ class BusinessNumber:
     access_token: str  # bearer token the simulator expects on Graph calls
     app_secret: str  # key that signs the webhooks (X-Hub-Signature-256)
     webhook_url: str  # where the webhooks are POSTed
+    verified_name: str = "wadesk simulator"  # the business name customers see
+
+
+@dataclass
+class CustomerMessage:
+    """One message of ``Simulator.customer_sends_batch``: a short form or a Meta object."""
+
+    phone_number_id: str
+    wa_id: str
+    name: str
+    message: dict[str, Any]
 
 
 @dataclass

@@ -68,9 +68,7 @@ def _text_within(value: Any, where: str, low: int, high: int) -> str:
     if not isinstance(value, str):
         raise invalid_parameter(f"Param {where} must be a string.")
     if not low <= len(value) <= high:
-        raise invalid_parameter(
-            f"Param {where} must be between {low} and {high} characters long."
-        )
+        raise invalid_parameter(f"Param {where} must be between {low} and {high} characters long.")
     return value
 
 
@@ -156,7 +154,9 @@ def _check_contacts(contacts: Any) -> None:
     for contact in contacts:
         name = contact.get("name") if isinstance(contact, dict) else None
         if not isinstance(name, dict) or not name.get("formatted_name"):
-            raise invalid_parameter("The parameter contacts[]['name']['formatted_name'] is required.")
+            raise invalid_parameter(
+                "The parameter contacts[]['name']['formatted_name'] is required."
+            )
 
 
 def _check_interactive(obj: dict[str, Any]) -> None:

@@ -71,8 +71,17 @@ def _clean(text: str) -> str:
 
 
 def _short(value: Any) -> str:
-    """A short, clean representation of a value for a problem line."""
-    text = repr(value) if not isinstance(value, str) else repr(_clean(value))
+    """A short, clean representation of a value for a problem line (never recursive)."""
+    if isinstance(value, str):
+        text = repr(_clean(value[:80]))
+    elif isinstance(value, dict | list):
+        text = f"<{type(value).__name__} of {len(value)}>"
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        text = "<large integer>"
+    elif value is None or isinstance(value, bool | int | float):
+        text = repr(value)
+    else:
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -133,7 +142,7 @@ def _str(value: Any, where: str) -> str:
         text = _clean(value).strip()
         if text:
             return text
-    elif isinstance(value, int) and not isinstance(value, bool):
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**30:
         return str(value)
     raise ParseError(f"{where}: expected a non-empty string, got {_short(value)}")
 
@@ -358,6 +367,7 @@ def _read_message(raw: Any, account_id: str, names: dict[str, str], where: str, 
         if isinstance(context.get("referred_product"), dict):
             content["referred_product"] = _safe(context["referred_product"], cut)
     referral = item.get("referral")
+    referral = _safe(referral, cut) if isinstance(referral, dict) else None
     if cut.cut:
         out.problems.append(f"{where}: values too deep or not storable were cut")
     out.messages.append(
@@ -372,7 +382,7 @@ def _read_message(raw: Any, account_id: str, names: dict[str, str], where: str, 
             content=content,
             media=media,
             reply_to_external_id=reply_to,
-            referral=_safe(referral, cut) if isinstance(referral, dict) else None,
+            referral=referral,
         )
     )
 
@@ -416,18 +426,15 @@ def _parse_body(
         coordinates: dict[str, float] = {}
         for key in ("latitude", "longitude"):
             number = body.get(key)
-            if isinstance(number, str):
+            coordinate: float | None = None
+            if isinstance(number, str | int | float) and not isinstance(number, bool):
                 try:
-                    number = float(number)
-                except ValueError:
-                    number = None
-            if (
-                not isinstance(number, int | float)
-                or isinstance(number, bool)
-                or not math.isfinite(number)
-            ):
+                    coordinate = float(number)
+                except (ValueError, OverflowError):
+                    coordinate = None
+            if coordinate is None or not math.isfinite(coordinate):
                 raise ParseError(f"{where}.location.{key}: expected a number")
-            coordinates[key] = float(number)
+            coordinates[key] = coordinate
         content = dict(coordinates)
         for key in ("name", "address", "url"):
             if isinstance(body.get(key), str):

@@ -1,0 +1,165 @@
+"""A real HTTP server per test: the simulator mounted at /simulator, next to a receiver app
+that plays wadesk's webhook endpoint, records deliveries and checks their signatures."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request, Response
+
+from wadesk.channels.simulator.app import BusinessNumber, Simulator, create_simulator_app
+
+APP_SECRET = "test-app-secret"
+TOKEN = "test-token"
+VERSION = "v21.0"
+
+
+@dataclass
+class Receiver:
+    """wadesk's webhook endpoint as tests need it: answers from a script, 200 otherwise."""
+
+    secret: str
+    answers: list[int] = field(default_factory=list)  # status codes for the next attempts
+    deliveries: list[dict[str, Any]] = field(default_factory=list)  # accepted bodies
+    attempts: int = 0
+    bad_signatures: int = 0
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> Response:
+            body = await request.body()
+            expected = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+            given = request.headers.get("x-hub-signature-256", "")
+            self.attempts += 1
+            if not hmac.compare_digest(expected, given):
+                self.bad_signatures += 1
+                return Response(status_code=401)
+            status = self.answers.pop(0) if self.answers else 200
+            if status == 200:
+                self.deliveries.append(orjson.loads(body))
+            return Response(status_code=status)
+
+        return app
+
+    def values(self) -> list[dict[str, Any]]:
+        return [
+            change["value"]
+            for delivery in self.deliveries
+            for entry in delivery["entry"]
+            for change in entry["changes"]
+        ]
+
+    def statuses(self, wamid: str | None = None) -> list[dict[str, Any]]:
+        return [
+            status
+            for value in self.values()
+            for status in value.get("statuses", [])
+            if wamid is None or status["id"] == wamid
+        ]
+
+    def status_names(self, wamid: str) -> list[str]:
+        return [status["status"] for status in self.statuses(wamid)]
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [message for value in self.values() for message in value.get("messages", [])]
+
+
+async def wait_until(check: Callable[[], bool], timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class Harness:
+    sim: Simulator
+    receiver: Receiver
+    base: str  # where the simulator is mounted
+    client: httpx.AsyncClient
+    number: BusinessNumber
+
+    @property
+    def graph(self) -> str:
+        return f"{self.base}/graph/{VERSION}"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {TOKEN}"}
+
+    async def send(self, body: dict[str, Any], **kwargs: Any) -> httpx.Response:
+        url = f"{self.graph}/{self.number.phone_number_id}/messages"
+        return await self.client.post(url, json=body, headers=self.auth, **kwargs)
+
+    async def send_text(self, to: str = "5511987654321", text: str = "hello") -> httpx.Response:
+        return await self.send(
+            {"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": text}}
+        )
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@pytest.fixture
+def sim_options() -> dict[str, Any]:
+    """Override in a test module (or parametrize indirectly) to tune the simulator."""
+    return {}
+
+
+@pytest.fixture
+async def harness(sim_options: dict[str, Any]) -> AsyncIterator[Harness]:
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    root = f"http://127.0.0.1:{port}"
+    options: dict[str, Any] = {
+        "auto_read_seconds": 0.05,
+        "status_delay_seconds": 0.01,
+        "template_review_seconds": 0.05,
+        "webhook_retry_delays": (0.01, 0.02, 0.05),
+        "webhook_retry_budget_seconds": 0.5,
+        **sim_options,
+    }
+    sim = Simulator(public_url=f"{root}/simulator", **options)
+    receiver = Receiver(APP_SECRET)
+    number = BusinessNumber(
+        phone_number_id="106540352242922",
+        display_phone_number="15550783881",
+        waba_id="102290129340398",
+        access_token=TOKEN,
+        app_secret=APP_SECRET,
+        webhook_url=f"{root}/receiver/hook",
+    )
+    sim.register_number(number)
+    parent = FastAPI()
+    parent.mount("/simulator", create_simulator_app(sim))
+    parent.mount("/receiver", receiver.app())
+    config = uvicorn.Config(
+        parent, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    await wait_until(lambda: server.started, timeout=5)
+    async with httpx.AsyncClient(timeout=5) as client:
+        yield Harness(sim, receiver, f"{root}/simulator", client, number)
+    await sim.aclose()
+    server.should_exit = True
+    await task
+    sock.close()
