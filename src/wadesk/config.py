@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(default=50, ge=1, le=1000)
     outbox_lease_seconds: float = 60.0
     outbox_max_attempts: int = Field(default=10, ge=1)
+    outbox_backoff_base_seconds: float = Field(default=2.0, gt=0)
+    outbox_backoff_max_seconds: float = Field(default=600.0, gt=0)
     outbox_poll_seconds: float = 1.0
     send_rate_per_number: float = 80.0
     pair_rate_per_s: float = 1 / 6

@@ -118,7 +118,9 @@ def test_text_reply_carries_the_quoted_message_id() -> None:
     message = only_message("text_reply")
     assert message.type == "text"
     assert message.text == "Yes, Saturday at 10 works for me."
-    assert message.reply_to_external_id == "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MTE5MjVBOTE3MDk5QUVFM0YA"
+    assert (
+        message.reply_to_external_id == "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MTE5MjVBOTE3MDk5QUVFM0YA"
+    )
     assert message.content == {}
     assert message.timestamp == ts(1750264012)
 
@@ -158,9 +160,10 @@ def test_text_from_a_click_to_whatsapp_ad_keeps_the_referral() -> None:
     assert message.referral["headline"] == "Chat with us"
     assert message.referral["ctwa_clid"].startswith("Aff-n8ZTODiE79d22KtAwQKj9e")
     assert message.referral["welcome_message"] == {"text": "Hi there! Let us know how we can help!"}
-    assert message.referral == load("text_ctwa_referral")["entry"][0]["changes"][0]["value"][
-        "messages"
-    ][0]["referral"]
+    assert (
+        message.referral
+        == load("text_ctwa_referral")["entry"][0]["changes"][0]["value"]["messages"][0]["referral"]
+    )
 
 
 def test_image_with_caption() -> None:
@@ -268,7 +271,9 @@ def test_contacts() -> None:
                     "formatted_name": "Barbara J. Johnson",
                 },
                 "org": {"company": "Social Tsunami"},
-                "phones": [{"phone": "+1 (415) 555-0829", "wa_id": "14125550829", "type": "MOBILE"}],
+                "phones": [
+                    {"phone": "+1 (415) 555-0829", "wa_id": "14125550829", "type": "MOBILE"}
+                ],
             }
         ]
     }
@@ -283,7 +288,9 @@ def test_interactive_button_reply() -> None:
         "id": "cancel-button",
         "title": "Cancel",
     }
-    assert message.reply_to_external_id == "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MEM2RUJFNkI0RENGQTVDRjUA"
+    assert (
+        message.reply_to_external_id == "wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI3MEM2RUJFNkI0RENGQTVDRjUA"
+    )
     assert message.timestamp == ts(1750025136)
 
 
@@ -361,8 +368,18 @@ def test_order() -> None:
     assert message.content == {
         "catalog_id": "194836987003835",
         "product_items": [
-            {"product_retailer_id": "di9ozbzfi4", "quantity": 2, "item_price": 30, "currency": "USD"},
-            {"product_retailer_id": "nqryix03ez", "quantity": 1, "item_price": 25, "currency": "USD"},
+            {
+                "product_retailer_id": "di9ozbzfi4",
+                "quantity": 2,
+                "item_price": 30,
+                "currency": "USD",
+            },
+            {
+                "product_retailer_id": "nqryix03ez",
+                "quantity": 1,
+                "item_price": 25,
+                "currency": "USD",
+            },
         ],
     }
 
@@ -571,7 +588,9 @@ def test_unknown_message_type_is_kept_as_unsupported_with_a_problem() -> None:
     assert placeholder.type == "unsupported"
     assert placeholder.content == {"unknown_type": "poll_creation"}
     assert placeholder.text is None
-    assert placeholder.external_id == "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUJBVENIMDAwMDAwMDAwMDAxAA=="
+    assert (
+        placeholder.external_id == "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQUJBVENIMDAwMDAwMDAwMDAxAA=="
+    )
     assert placeholder.sender_name == "Sheena Nelson"
     assert result.problems == [
         "entry[0].changes[0].value.messages[0]: unknown message type 'poll_creation'"

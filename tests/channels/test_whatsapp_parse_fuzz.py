@@ -42,9 +42,11 @@ lone_surrogates = st.binary(min_size=1, max_size=40).map(
     lambda raw: raw.decode("utf-8", "surrogateescape")
 )
 surrogate_pairs_split = st.binary(min_size=2, max_size=40).map(
-    lambda raw: raw[: len(raw) // 2 * 2].decode("utf-16-le", "surrogatepass")
-    if _utf16_ok(raw[: len(raw) // 2 * 2])
-    else "\ud83d"
+    lambda raw: (
+        raw[: len(raw) // 2 * 2].decode("utf-16-le", "surrogatepass")
+        if _utf16_ok(raw[: len(raw) // 2 * 2])
+        else "\ud83d"
+    )
 )
 
 

@@ -120,15 +120,49 @@ def free_socket() -> socket.socket:
 
 @pytest.fixture
 def sim_options() -> dict[str, Any]:
-    """Override in a test module (or parametrize indirectly) to tune the simulator."""
+    """Override in a test module to tune the simulator."""
     return {}
 
 
-@pytest.fixture
-async def harness(sim_options: dict[str, Any]) -> AsyncIterator[Harness]:
+class Swappable:
+    """An ASGI app that forwards to whichever app the current test installed."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class Server:
+    root: str
+    simulator: Swappable
+    receiver: Swappable
+
+
+@pytest.fixture(scope="session")
+async def server() -> AsyncIterator[Server]:
+    """One uvicorn for the whole session; each test mounts a fresh simulator and receiver."""
     sock = free_socket()
-    port = sock.getsockname()[1]
-    root = f"http://127.0.0.1:{port}"
+    simulator, receiver = Swappable(), Swappable()
+    parent = FastAPI()
+    parent.mount("/simulator", simulator)
+    parent.mount("/receiver", receiver)
+    config = uvicorn.Config(
+        parent, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+    )
+    uv = uvicorn.Server(config)
+    task = asyncio.create_task(uv.serve(sockets=[sock]))
+    await wait_until(lambda: uv.started, timeout=5)
+    yield Server(f"http://127.0.0.1:{sock.getsockname()[1]}", simulator, receiver)
+    uv.should_exit = True
+    await task
+    sock.close()
+
+
+@pytest.fixture
+async def harness(server: Server, sim_options: dict[str, Any]) -> AsyncIterator[Harness]:
     options: dict[str, Any] = {
         "auto_read_seconds": 0.05,
         "status_delay_seconds": 0.01,
@@ -137,7 +171,7 @@ async def harness(sim_options: dict[str, Any]) -> AsyncIterator[Harness]:
         "webhook_retry_budget_seconds": 0.5,
         **sim_options,
     }
-    sim = Simulator(public_url=f"{root}/simulator", **options)
+    sim = Simulator(public_url=f"{server.root}/simulator", **options)
     receiver = Receiver(APP_SECRET)
     number = BusinessNumber(
         phone_number_id="106540352242922",
@@ -145,21 +179,11 @@ async def harness(sim_options: dict[str, Any]) -> AsyncIterator[Harness]:
         waba_id="102290129340398",
         access_token=TOKEN,
         app_secret=APP_SECRET,
-        webhook_url=f"{root}/receiver/hook",
+        webhook_url=f"{server.root}/receiver/hook",
     )
     sim.register_number(number)
-    parent = FastAPI()
-    parent.mount("/simulator", create_simulator_app(sim))
-    parent.mount("/receiver", receiver.app())
-    config = uvicorn.Config(
-        parent, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    await wait_until(lambda: server.started, timeout=5)
+    server.simulator.app = create_simulator_app(sim)
+    server.receiver.app = receiver.app()
     async with httpx.AsyncClient(timeout=5) as client:
-        yield Harness(sim, receiver, f"{root}/simulator", client, number)
+        yield Harness(sim, receiver, f"{server.root}/simulator", client, number)
     await sim.aclose()
-    server.should_exit = True
-    await task
-    sock.close()

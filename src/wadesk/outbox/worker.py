@@ -39,7 +39,6 @@ from wadesk.outbox.pacing import Pacer
 
 log = structlog.get_logger(__name__)
 
-MAX_BACKOFF_SECONDS = 600.0
 PAIR_LIMIT_BACKOFF_SECONDS = 6.0
 
 
@@ -60,10 +59,13 @@ class InboxSendConfig:
     pair_burst: int
 
 
-def backoff_seconds(attempts: int, retry_after: float | None = None) -> float:
-    """Exponential backoff with full jitter, at least what the provider asked for."""
-    base = min(MAX_BACKOFF_SECONDS, 2.0 ** min(attempts, 12))
-    return max(retry_after or 0.0, random.uniform(base / 2, base))
+def backoff_seconds(
+    attempts: int, *, base: float, cap: float, retry_after: float | None = None
+) -> float:
+    """Exponential backoff with jitter (between half and all of base * 2^(attempts-1)),
+    at least what the provider asked for."""
+    ceiling = min(cap, base * 2.0 ** min(max(attempts - 1, 0), 20))
+    return max(retry_after or 0.0, random.uniform(ceiling / 2, ceiling))
 
 
 class OutboxWorker:
@@ -290,9 +292,14 @@ class OutboxWorker:
             self._pacer.penalise_pair(item.inbox_id, item.recipient)
         async with self._db.session() as session:
             if retry:
-                wait = backoff_seconds(item.attempts, error.retry_after)
+                wait = backoff_seconds(
+                    item.attempts,
+                    base=self._settings.outbox_backoff_base_seconds,
+                    cap=self._settings.outbox_backoff_max_seconds,
+                    retry_after=error.retry_after,
+                )
                 if error.code == "131056":
-                    wait = max(wait, PAIR_LIMIT_BACKOFF_SECONDS)
+                    wait = max(wait, min(PAIR_LIMIT_BACKOFF_SECONDS, self._settings.outbox_backoff_max_seconds))
                 await session.execute(
                     update(OutboxItem)
                     .where(OutboxItem.id == item.id)
