@@ -138,7 +138,9 @@ async def live(settings: Any) -> AsyncIterator[Live]:
     await _empty_database()
     app = create_app(settings)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on"
+        )
     )
     task = asyncio.create_task(server.serve())
     for _ in range(500):
@@ -153,9 +155,6 @@ async def live(settings: Any) -> AsyncIterator[Live]:
         finally:
             server.should_exit = True
             await task
-            simulator = getattr(app.state, "simulator", None)
-            if simulator is not None:
-                await simulator.aclose()
 
 
 @pytest.fixture

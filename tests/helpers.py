@@ -22,13 +22,21 @@ APP_SECRET = "test-app-secret"
 
 
 async def create_user(
-    live: Any, *, email: str, role: str = "admin", scopes: tuple[str, ...] = ("read", "write", "admin"),
+    live: Any,
+    *,
+    email: str,
+    role: str = "admin",
+    scopes: tuple[str, ...] = ("read", "write", "admin"),
     inbox_ids: tuple[int, ...] = (),
 ) -> tuple[int, str]:
     """A user and a bearer token for them."""
     async with live.runtime.db.session() as session:
         user = await do_create_user(
-            session, actor=SYSTEM, email=email, name=email.split("@")[0], role=role,
+            session,
+            actor=SYSTEM,
+            email=email,
+            name=email.split("@")[0],
+            role=role,
             password="correct horse battery",
         )
         for inbox_id in inbox_ids:

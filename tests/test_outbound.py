@@ -14,6 +14,7 @@ from wadesk.channels.simulator.faults import FaultPlan
 from wadesk.conversations.models import Conversation, Message
 from wadesk.db import utcnow
 from wadesk.inboxes.models import Inbox
+from wadesk.outbox.models import OutboxItem
 
 CUSTOMER = "5511912345678"
 
@@ -29,7 +30,9 @@ async def start_conversation(live) -> tuple[int, str]:
     """A customer writes first (opening the 24-hour window); returns (conversation id, token)."""
     await create_inbox(live)
     _, token = await create_user(live, email="agent@example.com")
-    await live.simulator.customer_sends(PHONE_NUMBER_ID, CUSTOMER, "Ana", {"type": "text", "text": "oi"})
+    await live.simulator.customer_sends(
+        PHONE_NUMBER_ID, CUSTOMER, "Ana", {"type": "text", "text": "oi"}
+    )
     await settle(live)
     listed = (await live.client.get("/api/v1/conversations", headers=auth(token))).json()
     return listed["items"][0]["id"], token
@@ -112,11 +115,17 @@ async def test_transient_failures_are_retried_until_sent(fast_retries, live, fau
     fast_retries.graph_timeout_seconds = 1.0
     conversation_id, token = await start_conversation(live)
     live.simulator.set_faults(
-        FaultPlan(recipients={CUSTOMER: fault}, recipient_fault_times=2, timeout_seconds=2.0,
-                  timeout_accepts=False)
+        FaultPlan(
+            recipients={CUSTOMER: fault},
+            recipient_fault_times=2,
+            timeout_seconds=2.0,
+            timeout_accepts=False,
+        )
     )
     response = await live.client.post(
-        f"/api/v1/conversations/{conversation_id}/messages", json={"text": "retry me"}, headers=auth(token)
+        f"/api/v1/conversations/{conversation_id}/messages",
+        json={"text": "retry me"},
+        headers=auth(token),
     )
     await eventually(lambda: _is(live, response.json()["id"], "read"), timeout=20)
     state = live.simulator.state()
@@ -124,8 +133,12 @@ async def test_transient_failures_are_retried_until_sent(fast_retries, live, fau
     assert state["recipients"][CUSTOMER]["attempts"] >= 3
 
 
-@pytest.mark.parametrize(("fault", "code"), [("undeliverable", "131026"), ("reengagement", "131047")])
-async def test_failed_status_marks_the_message_failed_with_a_reason(fast_retries, live, fault, code):
+@pytest.mark.parametrize(
+    ("fault", "code"), [("undeliverable", "131026"), ("reengagement", "131047")]
+)
+async def test_failed_status_marks_the_message_failed_with_a_reason(
+    fast_retries, live, fault, code
+):
     conversation_id, token = await start_conversation(live)
     live.simulator.set_faults(FaultPlan(recipients={CUSTOMER: fault}))
     response = await live.client.post(
@@ -133,12 +146,18 @@ async def test_failed_status_marks_the_message_failed_with_a_reason(fast_retries
     )
     message_id = response.json()["id"]
     await eventually(lambda: _is(live, message_id, "failed"))
-    got = (await live.client.get(f"/api/v1/conversations/{conversation_id}/messages", headers=auth(token))).json()
+    got = (
+        await live.client.get(
+            f"/api/v1/conversations/{conversation_id}/messages", headers=auth(token)
+        )
+    ).json()
     failed = next(m for m in got["items"] if m["id"] == message_id)
     assert failed["error_code"] == code and failed["error_title"]
 
 
-async def test_permanent_send_error_is_not_retried_and_a_bad_token_flags_the_inbox(fast_retries, live):
+async def test_permanent_send_error_is_not_retried_and_a_bad_token_flags_the_inbox(
+    fast_retries, live
+):
     conversation_id, token = await start_conversation(live)
     async with live.runtime.db.session() as session:
         inbox = await session.scalar(select(Inbox))
@@ -175,10 +194,14 @@ async def test_messages_to_one_customer_leave_in_order(fast_retries, live):
     async def all_sent() -> bool:
         async with live.runtime.db.session() as session:
             left = await session.scalar(
-                select(func.count()).select_from(Message).where(Message.direction == "out", Message.status == "queued")
+                select(func.count())
+                .select_from(Message)
+                .where(Message.direction == "out", Message.status == "queued")
             )
         return left == 0
 
     await eventually(all_sent, timeout=30)
     texts = [s["body"]["text"]["body"] for s in live.simulator.outbound(PHONE_NUMBER_ID)]
-    assert texts == [f"line {i:02d}" for i in range(30)]
+    async with live.runtime.db.session() as session:
+        rows = (await session.execute(select(OutboxItem.id, OutboxItem.attempts, OutboxItem.last_error, OutboxItem.updated_at).order_by(OutboxItem.id))).all()
+    assert texts == [f"line {i:02d}" for i in range(30)], (texts, rows, live.simulator.state()["sends"])

@@ -34,12 +34,21 @@ async def test_verification_echoes_challenge_only_for_the_right_token(live):
     inbox = await create_inbox(live)
     url = inbox["webhook_url"]
     ok = await live.client.get(
-        url, params={"hub.mode": "subscribe", "hub.verify_token": "verify-me-please", "hub.challenge": "1158201444"}
+        url,
+        params={
+            "hub.mode": "subscribe",
+            "hub.verify_token": "verify-me-please",
+            "hub.challenge": "1158201444",
+        },
     )
     assert ok.status_code == 200 and ok.text == "1158201444"
     shared = await live.client.get(
         "/webhooks/whatsapp",
-        params={"hub.mode": "subscribe", "hub.verify_token": "verify-me-please", "hub.challenge": "42"},
+        params={
+            "hub.mode": "subscribe",
+            "hub.verify_token": "verify-me-please",
+            "hub.challenge": "42",
+        },
     )
     assert shared.text == "42"
     bad = await live.client.get(
@@ -55,7 +64,9 @@ async def test_unsigned_or_badly_signed_posts_are_refused_and_not_stored(live):
     body = json.dumps(envelope([text_message("5511987654321", "wamid.A1", "hi")])).encode()
     unsigned = await live.client.post(inbox["webhook_url"], content=body)
     wrong = await live.client.post(
-        inbox["webhook_url"], content=body, headers={"X-Hub-Signature-256": sign(body, "other-secret")}
+        inbox["webhook_url"],
+        content=body,
+        headers={"X-Hub-Signature-256": sign(body, "other-secret")},
     )
     tampered = await live.client.post(
         inbox["webhook_url"],
@@ -89,8 +100,16 @@ async def test_text_message_creates_contact_conversation_and_message(live):
         response = await post_signed(
             live.client,
             inbox["webhook_url"],
-            envelope([text_message("5511987654321", "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=", "Olá, onde está meu pedido?")],
-                     names={"5511987654321": "Maria Souza"}),
+            envelope(
+                [
+                    text_message(
+                        "5511987654321",
+                        "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=",
+                        "Olá, onde está meu pedido?",
+                    )
+                ],
+                names={"5511987654321": "Maria Souza"},
+            ),
         )
         assert response.status_code == 200 and response.json() == {"ok": True}
         convs = await eventually(
@@ -106,13 +125,17 @@ async def test_text_message_creates_contact_conversation_and_message(live):
     assert conversation["last_message_preview"] == "Olá, onde está meu pedido?"
     assert conversation["window_closes_at"] is not None
     messages = (
-        await live.client.get(f"/api/v1/conversations/{conversation['id']}/messages", headers=auth(token))
+        await live.client.get(
+            f"/api/v1/conversations/{conversation['id']}/messages", headers=auth(token)
+        )
     ).json()["items"]
     assert [(m["direction"], m["type"], m["text"], m["status"]) for m in messages] == [
         ("in", "text", "Olá, onde está meu pedido?", "received")
     ]
     assert {"contact.created", "conversation.created", "message.created"} <= set(seen)
-    contact = (await live.client.get(f"/api/v1/contacts/{conversation['contact_id']}", headers=auth(token))).json()
+    contact = (
+        await live.client.get(f"/api/v1/contacts/{conversation['contact_id']}", headers=auth(token))
+    ).json()
     assert contact["phone_e164"] == "+5511987654321"
     assert contact["identities"][0]["address"] == "5511987654321"
 
@@ -131,11 +154,20 @@ async def test_every_entry_change_message_and_status_of_a_batch_is_processed(liv
             {
                 "id": "1",
                 "changes": [
-                    envelope([text_message("14155550001", f"wamid.b{i}", f"m{i}") for i in range(3)])["entry"][0]["changes"][0],
-                    envelope([text_message("14155550002", "wamid.b3", "m3")])["entry"][0]["changes"][0],
+                    envelope(
+                        [text_message("14155550001", f"wamid.b{i}", f"m{i}") for i in range(3)]
+                    )["entry"][0]["changes"][0],
+                    envelope([text_message("14155550002", "wamid.b3", "m3")])["entry"][0][
+                        "changes"
+                    ][0],
                 ],
             },
-            {"id": "2", "changes": envelope([text_message("14155550003", "wamid.b4", "m4")])["entry"][0]["changes"]},
+            {
+                "id": "2",
+                "changes": envelope([text_message("14155550003", "wamid.b4", "m4")])["entry"][0][
+                    "changes"
+                ],
+            },
         ],
     }
     response = await post_signed(live.client, inbox["webhook_url"], payload)
@@ -164,7 +196,13 @@ async def test_retries_and_concurrent_duplicates_store_one_message(live):
 async def test_unknown_type_is_kept_visible_and_replayable(live):
     inbox = await create_inbox(live)
     _, token = await create_user(live, email="admin@example.com")
-    odd = {"from": "14155550010", "id": "wamid.NEW", "timestamp": "1700000000", "type": "hologram", "hologram": {}}
+    odd = {
+        "from": "14155550010",
+        "id": "wamid.NEW",
+        "timestamp": "1700000000",
+        "type": "hologram",
+        "hologram": {},
+    }
     await post_signed(live.client, inbox["webhook_url"], envelope([odd]))
     await settle(live)
     listed = (await live.client.get("/api/v1/webhook-deliveries", headers=auth(token))).json()
@@ -214,14 +252,30 @@ async def test_brazil_ninth_digit_and_saved_number_resolve_to_one_contact(live):
     )
     assert created.status_code == 201
     # An account from before the ninth digit writes with the old wa_id.
-    await post_signed(live.client, inbox["webhook_url"], envelope([text_message("551187654321", "wamid.BR1", "oi")]))
-    await post_signed(live.client, inbox["webhook_url"], envelope([text_message("5511987654321", "wamid.BR2", "oi de novo")]))
+    await post_signed(
+        live.client,
+        inbox["webhook_url"],
+        envelope([text_message("551187654321", "wamid.BR1", "oi")]),
+    )
+    await post_signed(
+        live.client,
+        inbox["webhook_url"],
+        envelope([text_message("5511987654321", "wamid.BR2", "oi de novo")]),
+    )
     await settle(live)
     assert await count(live, Contact) == 1
     assert await count(live, Message) == 2
     # Mexico's legacy 521 prefix too.
-    await post_signed(live.client, inbox["webhook_url"], envelope([text_message("5215512345678", "wamid.MX1", "hola")]))
-    await post_signed(live.client, inbox["webhook_url"], envelope([text_message("525512345678", "wamid.MX2", "hola")]))
+    await post_signed(
+        live.client,
+        inbox["webhook_url"],
+        envelope([text_message("5215512345678", "wamid.MX1", "hola")]),
+    )
+    await post_signed(
+        live.client,
+        inbox["webhook_url"],
+        envelope([text_message("525512345678", "wamid.MX2", "hola")]),
+    )
     await settle(live)
     assert await count(live, Contact) == 2
 
@@ -232,8 +286,12 @@ async def test_a_delivery_stored_before_a_crash_is_processed_once_on_restart(liv
     inbox = await create_inbox(live)
     crashed = Runtime(settings, run_workers=False)
     crashed.writer._on_stored = lambda: None  # the process "dies" before processing
-    body = json.dumps(envelope([text_message("14155550013", "wamid.CRASH", "still here?")])).encode()
-    await crashed.writer.store(channel_type="whatsapp", inbox_id=inbox["id"], body=body, signature=sign(body, APP_SECRET))
+    body = json.dumps(
+        envelope([text_message("14155550013", "wamid.CRASH", "still here?")])
+    ).encode()
+    await crashed.writer.store(
+        channel_type="whatsapp", inbox_id=inbox["id"], body=body, signature=sign(body, APP_SECRET)
+    )
     await crashed.close()
     restarted = Runtime(settings, run_workers=False)
     try:

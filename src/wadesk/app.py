@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
             yield
         finally:
             await runtime.stop()
+            if settings.simulator_enabled:
+                await app.state.simulator.aclose()
 
     app = FastAPI(
         title="wadesk",

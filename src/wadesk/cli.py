@@ -156,7 +156,9 @@ def user_create(
 def token_create(
     email: Annotated[str, typer.Option(help="The user the token acts as")],
     name: Annotated[str, typer.Option()] = "cli",
-    scopes: Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(SCOPES)}")] = "read,write",
+    scopes: Annotated[
+        str, typer.Option(help=f"Comma-separated: {', '.join(SCOPES)}")
+    ] = "read,write",
 ) -> None:
     """Create an API token; it is printed once, on the last line."""
 
@@ -261,7 +263,9 @@ def deliveries_list(status: str = "unprocessable", limit: int = 50) -> None:
 
     table = Table("id", "received", "status", "error")
     for d in _run(work):
-        table.add_row(str(d.id), d.received_at.isoformat(timespec="seconds"), d.status, d.error or "")
+        table.add_row(
+            str(d.id), d.received_at.isoformat(timespec="seconds"), d.status, d.error or ""
+        )
     console.print(table)
 
 
@@ -349,7 +353,7 @@ def demo_setup() -> None:
     from wadesk.demo import setup_demo, simulator_url
 
     settings: Settings = get_settings()
-    credentials = asyncio.run(setup_demo(settings))
+    credentials = setup_demo(settings)
     base = settings.base_url.rstrip("/")
     console.print(f"[bold green]wadesk[/bold green] is starting at {base}")
     console.print(f"  admin login : {credentials.email} / {credentials.password}")

@@ -39,7 +39,9 @@ def decrypt(token: str) -> str:
 
 def keyed_hash(value: str, purpose: str) -> str:
     """A stable HMAC of a value (API tokens, lookups), keyed by the secret key and a purpose."""
-    key = hashlib.sha256(f"wadesk-{purpose}:".encode() + get_settings().resolved_secret_key().encode())
+    key = hashlib.sha256(
+        f"wadesk-{purpose}:".encode() + get_settings().resolved_secret_key().encode()
+    )
     return hmac.new(key.digest(), value.encode(), hashlib.sha256).hexdigest()
 
 

@@ -6,6 +6,7 @@ base URL points there, so the production code path is the one that runs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from dataclasses import asdict, dataclass
@@ -82,11 +83,19 @@ async def _sync_numbers(app: FastAPI, runtime: Runtime) -> None:
             )
 
 
-async def setup_demo(settings: Settings) -> DemoCredentials:
+def setup_demo(settings: Settings) -> DemoCredentials:
     """Create the demo admin and inbox once; later runs return the same credentials."""
     path: Path = settings.var_dir / "demo-credentials.json"
     if path.exists():
         return DemoCredentials(**json.loads(path.read_text()))
+    credentials = asyncio.run(_create_demo(settings))
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(asdict(credentials)))
+    return credentials
+
+
+async def _create_demo(settings: Settings) -> DemoCredentials:
     db = Database(settings)
     actor = Actor.system("demo-setup")
     try:
@@ -128,10 +137,6 @@ async def setup_demo(settings: Settings) -> DemoCredentials:
                 # person types fast should not wait six seconds between replies.
                 inbox.pair_rate_per_s, inbox.pair_burst = 20.0, 200
             await do_add_inbox_member(session, actor=actor, inbox_id=inbox.id, user=user)
-            credentials = DemoCredentials(DEMO_EMAIL, password, token, inbox.id)
+            return DemoCredentials(DEMO_EMAIL, password, token, inbox.id)
     finally:
         await db.dispose()
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(asdict(credentials)))
-    return credentials

@@ -1,4 +1,4 @@
-"""Annotated dependencies: the runtime, a request's session, the current principal, access checks."""
+"""Annotated dependencies: runtime, the request's session, the current principal, access checks."""
 
 from __future__ import annotations
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
+from structlog.types import EventDict
 
 from wadesk.config import Settings
 
 SENSITIVE_KEYS = {"access_token", "app_secret", "verify_token", "password", "token", "body", "text"}
 
 
-def _redact(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
+def _redact(_logger: Any, _name: str, event: EventDict) -> EventDict:
     for key in list(event):
         if key in SENSITIVE_KEYS:
             event[key] = "[redacted]"

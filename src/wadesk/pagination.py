@@ -45,3 +45,9 @@ def decode_cursor(cursor: str, shape: tuple[type, ...]) -> list[int | str | date
         return values
     except (ValueError, TypeError, orjson.JSONDecodeError) as exc:
         raise ApiError(400, "invalid_cursor", "The cursor is not one this API gave out.") from exc
+
+
+def decode_id_cursor(cursor: str) -> int:
+    value = decode_cursor(cursor, (int,))[0]
+    assert isinstance(value, int)
+    return value

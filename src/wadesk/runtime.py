@@ -76,7 +76,7 @@ class Runtime:
         log.info("runtime.started", workers=self.run_workers)
 
     async def stop(self) -> None:
-        """Graceful: the outbox finishes what it claimed; the rest is cancelled and resumes later."""
+        """Graceful: the outbox finishes what it claimed; the rest stops and resumes later."""
         self.outbox.stop()
         for task in self._tasks:
             if task.get_name() == "outbox":

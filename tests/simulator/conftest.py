@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -111,13 +110,6 @@ class Harness:
         )
 
 
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest.fixture
 def sim_options() -> dict[str, Any]:
     """Override in a test module to tune the simulator."""
@@ -139,26 +131,32 @@ class Server:
     root: str
     simulator: Swappable
     receiver: Swappable
+    client: httpx.AsyncClient  # shared: building a client (its TLS context) is slow
 
 
 @pytest.fixture(scope="session")
 async def server() -> AsyncIterator[Server]:
     """One uvicorn for the whole session; each test mounts a fresh simulator and receiver."""
-    sock = free_socket()
     simulator, receiver = Swappable(), Swappable()
     parent = FastAPI()
     parent.mount("/simulator", simulator)
     parent.mount("/receiver", receiver)
     config = uvicorn.Config(
-        parent, log_level="warning", lifespan="off", timeout_graceful_shutdown=1
+        parent,
+        host="127.0.0.1",
+        port=0,  # any free port, read back below
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
     )
     uv = uvicorn.Server(config)
-    task = asyncio.create_task(uv.serve(sockets=[sock]))
+    task = asyncio.create_task(uv.serve())
     await wait_until(lambda: uv.started, timeout=5)
-    yield Server(f"http://127.0.0.1:{sock.getsockname()[1]}", simulator, receiver)
+    port = uv.servers[0].sockets[0].getsockname()[1]
+    async with httpx.AsyncClient(timeout=5) as client:
+        yield Server(f"http://127.0.0.1:{port}", simulator, receiver, client)
     uv.should_exit = True
     await task
-    sock.close()
 
 
 @pytest.fixture
@@ -171,7 +169,7 @@ async def harness(server: Server, sim_options: dict[str, Any]) -> AsyncIterator[
         "webhook_retry_budget_seconds": 0.5,
         **sim_options,
     }
-    sim = Simulator(public_url=f"{server.root}/simulator", **options)
+    sim = Simulator(public_url=f"{server.root}/simulator", http=server.client, **options)
     receiver = Receiver(APP_SECRET)
     number = BusinessNumber(
         phone_number_id="106540352242922",
@@ -184,6 +182,5 @@ async def harness(server: Server, sim_options: dict[str, Any]) -> AsyncIterator[
     sim.register_number(number)
     server.simulator.app = create_simulator_app(sim)
     server.receiver.app = receiver.app()
-    async with httpx.AsyncClient(timeout=5) as client:
-        yield Harness(sim, receiver, f"{server.root}/simulator", client, number)
+    yield Harness(sim, receiver, f"{server.root}/simulator", server.client, number)
     await sim.aclose()

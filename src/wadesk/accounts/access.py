@@ -6,13 +6,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from wadesk.accounts.models import ApiToken, InboxMember, User
 from wadesk.audit.actions import Actor
 from wadesk.crypto import keyed_hash
 from wadesk.db import utcnow
 
-TOKEN_PREFIX = "wdsk_"
+TOKEN_PREFIX = "wdsk_"  # noqa: S105 (a public prefix, not a secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,9 @@ class Principal:
     def can_see_inbox(self, inbox_id: int) -> bool:
         return self.inbox_ids is None or inbox_id in self.inbox_ids
 
-    def inbox_filter(self, column: ColumnElement[int]) -> ColumnElement[bool]:
+    def inbox_filter(
+        self, column: ColumnElement[int] | InstrumentedAttribute[int]
+    ) -> ColumnElement[bool]:
         """A WHERE clause limiting a query to the inboxes this principal may see."""
         if self.inbox_ids is None:
             return true()
@@ -45,7 +48,12 @@ def hash_token(token: str) -> str:
 
 
 async def principal_for_user(
-    session: AsyncSession, user: User, *, scopes: frozenset[str], token_id: int | None, ip: str | None
+    session: AsyncSession,
+    user: User,
+    *,
+    scopes: frozenset[str],
+    token_id: int | None,
+    ip: str | None,
 ) -> Principal:
     inbox_ids: frozenset[int] | None = None
     if user.role != "admin":
@@ -57,7 +65,9 @@ async def principal_for_user(
     return Principal(user.id, user.role, scopes, token_id, inbox_ids, ip)
 
 
-async def authenticate_bearer(session: AsyncSession, token: str, *, ip: str | None) -> Principal | None:
+async def authenticate_bearer(
+    session: AsyncSession, token: str, *, ip: str | None
+) -> Principal | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     row = (

@@ -82,7 +82,12 @@ async def do_create_token(
     session.add(token)
     await session.flush()
     await record(
-        session, actor, "token.create", "api_token", token.id, {"user_id": user.id, "scopes": list(scopes)}
+        session,
+        actor,
+        "token.create",
+        "api_token",
+        token.id,
+        {"user_id": user.id, "scopes": list(scopes)},
     )
     return token, clear
 

@@ -30,7 +30,9 @@ class InboxMember(Base):
     inbox_id: Mapped[int] = mapped_column(
         ForeignKey("inboxes.id", ondelete="CASCADE"), primary_key=True
     )
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class ApiToken(Base):

@@ -86,7 +86,7 @@ async def resolve_whatsapp_senders(
         found.update(await _identities_by_key(session, set(missing)))
     # Replies go to the address the customer last wrote from.
     for wa_id, key in keys.items():
-        contact_id, address = found[key]
+        _contact_id, address = found[key]
         if address != wa_id:
             await session.execute(
                 update(ContactIdentity)
@@ -127,7 +127,9 @@ async def do_create_contact(
     if key is not None:
         existing = await session.scalar(select(Contact.id).where(Contact.phone_key == key))
         if existing is not None:
-            raise ContactConflict(f"a contact with this phone number already exists (id {existing})")
+            raise ContactConflict(
+                f"a contact with this phone number already exists (id {existing})"
+            )
     contact = Contact(
         name=name, phone_e164=e164, phone_key=key, email=email, attributes=attributes or {}
     )
@@ -178,4 +180,7 @@ async def do_update_contact(
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if isinstance(v, str | int | float | bool | None | dict) else str(v) for k, v in values.items()}
+    return {
+        k: v if isinstance(v, str | int | float | bool | None | dict) else str(v)
+        for k, v in values.items()
+    }

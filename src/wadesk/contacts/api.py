@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.contacts.actions import ContactConflict, do_create_contact, do_update_contact
 from wadesk.contacts.models import Contact
@@ -13,8 +14,7 @@ from wadesk.contacts.queries import get_contact, identities_of, list_contacts
 from wadesk.contacts.schemas import ContactCreate, ContactOut, ContactUpdate, IdentityOut
 from wadesk.deps import Reader, SessionDep, Writer
 from wadesk.errors import ApiError
-from wadesk.pagination import Page, decode_cursor, encode_cursor
-from sqlalchemy.ext.asyncio import AsyncSession
+from wadesk.pagination import Page, decode_id_cursor, encode_cursor
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
@@ -33,11 +33,13 @@ async def _out(session: AsyncSession, contacts: list[Contact]) -> list[ContactOu
 async def list_(
     session: SessionDep,
     principal: Reader,
-    q: Annotated[str | None, Query(max_length=200, description="Name, email or phone digits")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Name, email or phone digits")
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[ContactOut]:
-    after = int(decode_cursor(cursor, (int,))[0]) if cursor else None
+    after = decode_id_cursor(cursor) if cursor else None
     contacts = await list_contacts(session, principal, q=q, after_id=after, limit=limit + 1)
     more = len(contacts) > limit
     contacts = contacts[:limit]
@@ -82,7 +84,10 @@ async def update(
         raise ApiError(404, "not_found", "No such contact.")
     try:
         await do_update_contact(
-            session, actor=principal.actor, contact=contact, changes=body.model_dump(exclude_unset=True)
+            session,
+            actor=principal.actor,
+            contact=contact,
+            changes=body.model_dump(exclude_unset=True),
         )
     except InvalidPhone as exc:
         raise ApiError(422, "invalid_phone", str(exc)) from exc

@@ -23,8 +23,13 @@ def visible_contacts(principal: Principal) -> Select[tuple[Contact]]:
     return query
 
 
-async def get_contact(session: AsyncSession, principal: Principal, contact_id: int) -> Contact | None:
-    return await session.scalar(visible_contacts(principal).where(Contact.id == contact_id))
+async def get_contact(
+    session: AsyncSession, principal: Principal, contact_id: int
+) -> Contact | None:
+    contact: Contact | None = await session.scalar(
+        visible_contacts(principal).where(Contact.id == contact_id)
+    )
+    return contact
 
 
 async def list_contacts(
@@ -43,11 +48,15 @@ async def list_contacts(
     return list((await session.scalars(query.order_by(Contact.id.desc()).limit(limit))).all())
 
 
-async def identities_of(session: AsyncSession, contact_ids: list[int]) -> dict[int, list[ContactIdentity]]:
+async def identities_of(
+    session: AsyncSession, contact_ids: list[int]
+) -> dict[int, list[ContactIdentity]]:
     result: dict[int, list[ContactIdentity]] = {cid: [] for cid in contact_ids}
     if contact_ids:
         rows = await session.scalars(
-            select(ContactIdentity).where(ContactIdentity.contact_id.in_(contact_ids)).order_by(ContactIdentity.id)
+            select(ContactIdentity)
+            .where(ContactIdentity.contact_id.in_(contact_ids))
+            .order_by(ContactIdentity.id)
         )
         for identity in rows.all():
             result[identity.contact_id].append(identity)

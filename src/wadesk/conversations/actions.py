@@ -6,6 +6,7 @@ it is committed, and a worker that dies leaves the row to be claimed again.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,12 @@ from wadesk.outbox.models import OutboxItem
 
 FREE_FORM_TYPES = ("text", "image", "audio", "video", "document", "sticker", "location", "reaction")
 SENDABLE_TYPES = (*FREE_FORM_TYPES, "template", "interactive")
+
+
+class Keep(enum.Enum):
+    """Leave a field as it is (where None is a meaningful value, e.g. 'unassign')."""
+
+    KEEP = "keep"
 
 
 class SendRefused(ValueError):
@@ -130,13 +137,21 @@ async def do_send_message(
     if request.reply_to_message_id is not None:
         original = await session.get(Message, request.reply_to_message_id)
         if original is None or original.conversation_id != conversation.id:
-            raise SendRefused("reply_to_unknown", "reply_to_message_id is not in this conversation.")
+            raise SendRefused(
+                "reply_to_unknown", "reply_to_message_id is not in this conversation."
+            )
         reply_to_external_id = original.external_id
     if request.type == "reaction":
         target = await session.get(Message, content.get("message_id"))
         if target is None or target.conversation_id != conversation.id or not target.external_id:
-            raise SendRefused("reaction_target_unknown", "The reacted message is not in this conversation.")
-        content = {"message_id": target.external_id, "emoji": content.get("emoji", ""), "target_id": target.id}
+            raise SendRefused(
+                "reaction_target_unknown", "The reacted message is not in this conversation."
+            )
+        content = {
+            "message_id": target.external_id,
+            "emoji": content.get("emoji", ""),
+            "target_id": target.id,
+        }
     if request.media_link:
         content["media_link"] = request.media_link
     message = Message(
@@ -185,7 +200,11 @@ async def do_send_message(
     queue_event(
         session,
         "message.created",
-        {"message_id": message.id, "conversation_id": conversation.id, "inbox_id": conversation.inbox_id},
+        {
+            "message_id": message.id,
+            "conversation_id": conversation.id,
+            "inbox_id": conversation.inbox_id,
+        },
     )
     queue_event(session, "outbox.queued", {"inbox_id": conversation.inbox_id})
     return message, True
@@ -196,7 +215,10 @@ def _check_content(request: SendRequest, content: dict[str, Any]) -> None:
         raise SendRefused("text_required", "A text message needs a non-empty 'text'.")
     if request.type == "text" and request.text and len(request.text) > 4096:
         raise SendRefused("text_too_long", "WhatsApp text messages hold at most 4,096 characters.")
-    if request.type in ("image", "audio", "video", "document", "sticker") and not request.media_link:
+    if (
+        request.type in ("image", "audio", "video", "document", "sticker")
+        and not request.media_link
+    ):
         raise SendRefused("media_required", f"A {request.type} message needs 'media_link'.")
     if request.type == "template" and not (
         isinstance(content.get("name"), str) and isinstance(content.get("language"), str)
@@ -213,7 +235,9 @@ def _check_content(request: SendRequest, content: dict[str, Any]) -> None:
     ):
         raise SendRefused("location_required", "A location needs content.latitude and longitude.")
     if request.type == "interactive" and not isinstance(content.get("interactive"), dict):
-        raise SendRefused("interactive_required", "An interactive message needs content.interactive.")
+        raise SendRefused(
+            "interactive_required", "An interactive message needs content.interactive."
+        )
 
 
 async def do_retry_message(session: AsyncSession, *, actor: Actor, message: Message) -> None:
@@ -224,12 +248,22 @@ async def do_retry_message(session: AsyncSession, *, actor: Actor, message: Mess
     if item is None:
         raise SendRefused("not_failed", "This message has nothing to retry.", status=409)
     item.state, item.next_attempt_at, item.attempts, item.last_error = "pending", utcnow(), 0, None
-    message.status, message.error_code, message.error_title, message.failed_at = "queued", None, None, None
+    message.status, message.error_code, message.error_title, message.failed_at = (
+        "queued",
+        None,
+        None,
+        None,
+    )
     await record(session, actor, "message.retry", "message", message.id)
     queue_event(
         session,
         "message.updated",
-        {"message_id": message.id, "conversation_id": message.conversation_id, "inbox_id": message.inbox_id, "status": "queued"},
+        {
+            "message_id": message.id,
+            "conversation_id": message.conversation_id,
+            "inbox_id": message.inbox_id,
+            "status": "queued",
+        },
     )
 
 
@@ -239,7 +273,7 @@ async def do_update_conversation(
     actor: Actor,
     conversation: Conversation,
     status: str | None = None,
-    assignee_id: int | None | type[Ellipsis] = ...,
+    assignee_id: int | Keep | None = Keep.KEEP,
     priority: str | None = None,
     snoozed_until: datetime | None = None,
     labels: list[str] | None = None,
@@ -247,7 +281,9 @@ async def do_update_conversation(
     changes: dict[str, Any] = {}
     if status is not None and status != conversation.status:
         if status not in CONVERSATION_STATUSES:
-            raise SendRefused("invalid_status", f"status must be one of {', '.join(CONVERSATION_STATUSES)}")
+            raise SendRefused(
+                "invalid_status", f"status must be one of {', '.join(CONVERSATION_STATUSES)}"
+            )
         if status == "snoozed" and snoozed_until is None:
             raise SendRefused("snooze_needs_time", "Snoozing needs snoozed_until.")
         if conversation.status == "resolved" and status != "resolved":
@@ -268,12 +304,14 @@ async def do_update_conversation(
         conversation.status = status
         conversation.resolved_at = utcnow() if status == "resolved" else None
         conversation.snoozed_until = snoozed_until if status == "snoozed" else None
-    if assignee_id is not Ellipsis and assignee_id != conversation.assignee_id:
+    if not isinstance(assignee_id, Keep) and assignee_id != conversation.assignee_id:
         changes["assignee_id"] = (conversation.assignee_id, assignee_id)
-        conversation.assignee_id = assignee_id  # type: ignore[assignment]
+        conversation.assignee_id = assignee_id
     if priority is not None and priority != conversation.priority:
         if priority not in PRIORITIES:
-            raise SendRefused("invalid_priority", f"priority must be one of {', '.join(PRIORITIES)}")
+            raise SendRefused(
+                "invalid_priority", f"priority must be one of {', '.join(PRIORITIES)}"
+            )
         changes["priority"] = (conversation.priority, priority)
         conversation.priority = priority
     if labels is not None:
@@ -294,7 +332,11 @@ async def do_update_conversation(
         queue_event(
             session,
             "conversation.updated",
-            {"conversation_id": conversation.id, "inbox_id": conversation.inbox_id, "changes": sorted(changes)},
+            {
+                "conversation_id": conversation.id,
+                "inbox_id": conversation.inbox_id,
+                "changes": sorted(changes),
+            },
         )
     return conversation
 

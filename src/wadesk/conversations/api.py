@@ -7,10 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import FileResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.accounts.access import Principal
 from wadesk.accounts.models import InboxMember, User
 from wadesk.conversations.actions import (
+    Keep,
     SendRefused,
     SendRequest,
     do_retry_message,
@@ -34,8 +36,7 @@ from wadesk.conversations.schemas import (
 )
 from wadesk.deps import Reader, RuntimeDep, SessionDep, Writer
 from wadesk.errors import ApiError
-from wadesk.pagination import Page, decode_cursor, encode_cursor
-from sqlalchemy.ext.asyncio import AsyncSession
+from wadesk.pagination import Page, decode_cursor, decode_id_cursor, encode_cursor
 
 router = APIRouter(tags=["conversations"])
 
@@ -43,7 +44,9 @@ router = APIRouter(tags=["conversations"])
 async def _conversation_or_404(
     session: AsyncSession, principal: Principal, conversation_id: int, *, for_update: bool = False
 ) -> Conversation:
-    conversation = await get_conversation(session, principal, conversation_id, for_update=for_update)
+    conversation = await get_conversation(
+        session, principal, conversation_id, for_update=for_update
+    )
     if conversation is None:
         raise ApiError(404, "not_found", "No such conversation.")
     return conversation
@@ -90,7 +93,9 @@ async def get(
     session: SessionDep, runtime: RuntimeDep, principal: Reader, conversation_id: int
 ) -> ConversationOut:
     conversation = await _conversation_or_404(session, principal, conversation_id)
-    return (await conversations_out(session, [conversation], runtime.settings.service_window_hours))[0]
+    return (
+        await conversations_out(session, [conversation], runtime.settings.service_window_hours)
+    )[0]
 
 
 @router.patch("/conversations/{conversation_id}", response_model=ConversationOut)
@@ -103,7 +108,7 @@ async def update(
 ) -> ConversationOut:
     conversation = await _conversation_or_404(session, principal, conversation_id, for_update=True)
     fields = body.model_fields_set
-    assignee: int | None | type[Ellipsis] = ...
+    assignee: int | Keep | None = Keep.KEEP
     if "assignee_id" in fields:
         assignee = body.assignee_id
         if assignee is not None:
@@ -121,7 +126,9 @@ async def update(
         )
     except SendRefused as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from exc
-    return (await conversations_out(session, [conversation], runtime.settings.service_window_hours))[0]
+    return (
+        await conversations_out(session, [conversation], runtime.settings.service_window_hours)
+    )[0]
 
 
 async def _check_assignee(session: AsyncSession, user_id: int, inbox_id: int) -> None:
@@ -143,7 +150,7 @@ async def messages(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[MessageOut]:
     await _conversation_or_404(session, principal, conversation_id)
-    before = int(decode_cursor(cursor, (int,))[0]) if cursor else None
+    before = decode_id_cursor(cursor) if cursor else None
     rows = await list_messages(session, conversation_id, before_id=before, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -228,4 +235,3 @@ async def media(
         filename=message.media_filename or path.name,
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
     )
-

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import Table, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.channels.base import InboundMessage, StatusUpdate
@@ -64,14 +64,16 @@ async def store_inbound(
         unique.setdefault(item.external_id[:128], item)
     if not unique:
         return outcome
-    existing = set(
-        (
+    existing: set[str] = set(
+        ext
+        for ext in (
             await session.scalars(
                 select(Message.external_id).where(
                     Message.inbox_id == inbox_id, Message.external_id.in_(list(unique))
                 )
             )
         ).all()
+        if ext is not None
     )
     fresh = [item for ext, item in unique.items() if ext not in existing]
     outcome.duplicates = len(items) - len(fresh)
@@ -137,7 +139,7 @@ async def store_inbound(
             }
         )
     if updates:
-        table = Conversation.__table__
+        table = cast(Table, Conversation.__table__)
         # Core executemany: one round trip for every conversation of the batch.
         await session.execute(
             update(table)

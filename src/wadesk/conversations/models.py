@@ -101,9 +101,7 @@ class Message(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"))
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE")
-    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     direction: Mapped[str] = mapped_column(String(3))  # in | out
     type: Mapped[str] = mapped_column(String(20))
     text: Mapped[str | None] = mapped_column(Text)

@@ -23,7 +23,8 @@ async def get_conversation(
     query = visible_conversations(principal).where(Conversation.id == conversation_id)
     if for_update and session.bind.dialect.name == "postgresql":
         query = query.with_for_update()
-    return await session.scalar(query)
+    conversation: Conversation | None = await session.scalar(query)
+    return conversation
 
 
 async def list_conversations(
@@ -64,7 +65,9 @@ async def list_conversations(
                 and_(Conversation.last_activity_at == at, Conversation.id < last_id),
             )
         )
-    query = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(limit)
+    query = query.order_by(Conversation.last_activity_at.desc(), Conversation.id.desc()).limit(
+        limit
+    )
     return list((await session.scalars(query)).all())
 
 
@@ -84,7 +87,9 @@ async def conversations_out(
         for cid, name in rows.tuples():
             labels[cid].append(name)
         contact_ids = sorted({c.contact_id for c in conversations})
-        rows2 = await session.execute(select(Contact.id, Contact.name).where(Contact.id.in_(contact_ids)))
+        rows2 = await session.execute(
+            select(Contact.id, Contact.name).where(Contact.id.in_(contact_ids))
+        )
         names = {int(i): n for i, n in rows2.tuples()}
     return [
         ConversationOut(
@@ -126,6 +131,7 @@ async def list_messages(
 async def get_visible_message(
     session: AsyncSession, principal: Principal, message_id: int
 ) -> Message | None:
-    return await session.scalar(
+    message: Message | None = await session.scalar(
         select(Message).where(Message.id == message_id, principal.inbox_filter(Message.inbox_id))
     )
+    return message

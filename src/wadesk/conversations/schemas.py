@@ -82,16 +82,36 @@ class MessageCreate(BaseModel):
         json_schema_extra={
             "examples": [
                 {"type": "text", "text": "Hello! Your order left the warehouse."},
-                {"type": "template", "content": {"name": "order_update", "language": "pt_BR",
-                 "components": [{"type": "body", "parameters": [{"type": "text", "text": "12345"}]}]}},
-                {"type": "image", "media_link": "https://example.com/receipt.png", "text": "Receipt"},
+                {
+                    "type": "template",
+                    "content": {
+                        "name": "order_update",
+                        "language": "pt_BR",
+                        "components": [
+                            {"type": "body", "parameters": [{"type": "text", "text": "12345"}]}
+                        ],
+                    },
+                },
+                {
+                    "type": "image",
+                    "media_link": "https://example.com/receipt.png",
+                    "text": "Receipt",
+                },
                 {"type": "reaction", "content": {"message_id": 42, "emoji": "👍"}},
             ]
         },
     )
     type: Literal[
-        "text", "image", "audio", "video", "document", "sticker", "location", "reaction",
-        "template", "interactive",
+        "text",
+        "image",
+        "audio",
+        "video",
+        "document",
+        "sticker",
+        "location",
+        "reaction",
+        "template",
+        "interactive",
     ] = "text"
     text: str | None = Field(default=None, max_length=4096)
     content: dict[str, Any] | None = None

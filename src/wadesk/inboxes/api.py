@@ -47,7 +47,9 @@ async def list_(session: SessionDep, runtime: RuntimeDep, principal: Reader) -> 
 
 
 @router.get("/{inbox_id}", response_model=InboxOut)
-async def get(session: SessionDep, runtime: RuntimeDep, principal: Reader, inbox_id: int) -> InboxOut:
+async def get(
+    session: SessionDep, runtime: RuntimeDep, principal: Reader, inbox_id: int
+) -> InboxOut:
     inbox = await session.get(Inbox, inbox_id)
     if inbox is None or not principal.can_see_inbox(inbox.id):
         raise ApiError(404, "not_found", "No such inbox.")

@@ -1,4 +1,4 @@
-"""Inboxes: one connected channel account (a WhatsApp business number, later Messenger, email...)."""
+"""Inboxes: one connected channel account (a WhatsApp number; later Messenger, email...)."""
 
 from __future__ import annotations
 

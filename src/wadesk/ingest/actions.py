@@ -24,7 +24,12 @@ async def do_replay_deliveries(
     result = await session.execute(statement)
     count = int(getattr(result, "rowcount", 0) or 0)
     await record(
-        session, actor, "webhook_delivery.replay", "webhook_delivery", None, {"ids": ids, "count": count}
+        session,
+        actor,
+        "webhook_delivery.replay",
+        "webhook_delivery",
+        None,
+        {"ids": ids, "count": count},
     )
     queue_event(session, "ingest.replayed", {"count": count})
     return count

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from wadesk.deps import Admin, SessionDep
 from wadesk.ingest.actions import do_replay_deliveries
 from wadesk.ingest.models import WebhookDelivery
-from wadesk.pagination import Page, decode_cursor, encode_cursor
+from wadesk.pagination import Page, decode_id_cursor, encode_cursor
 
 router = APIRouter(prefix="/webhook-deliveries", tags=["webhook deliveries"])
 
@@ -50,7 +50,7 @@ async def list_(
     if status:
         query = query.where(WebhookDelivery.status == status)
     if cursor:
-        query = query.where(WebhookDelivery.id < int(decode_cursor(cursor, (int,))[0]))
+        query = query.where(WebhookDelivery.id < decode_id_cursor(cursor))
     rows = list((await session.scalars(query)).all())
     more = len(rows) > limit
     rows = rows[:limit]

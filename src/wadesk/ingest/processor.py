@@ -9,6 +9,7 @@ the work and a process that dies releases its rows with its connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 from collections import defaultdict
@@ -86,10 +87,8 @@ class DeliveryProcessor:
                 log.exception("ingest.processor_error")
                 await asyncio.sleep(1.0)
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._sweep_seconds)
-            except TimeoutError:
-                pass
 
     async def process_available(self) -> BatchOutcome:
         total = BatchOutcome()

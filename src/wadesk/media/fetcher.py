@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import mimetypes
 
@@ -47,10 +48,8 @@ class MediaFetcher:
                 done = 0
                 await asyncio.sleep(1.0)
             if done == 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=10.0)
-                except TimeoutError:
-                    pass
 
     async def run_once(self, limit: int = 20) -> int:
         async with self._db.session() as session:
@@ -105,7 +104,10 @@ class MediaFetcher:
                 message.media_sha256 = message.media_sha256 or sha
                 message.media_mime = message.media_mime or mime
                 message.media_status = "stored"
-            elif message.media_attempts >= MAX_MEDIA_ATTEMPTS or error == "media larger than WADESK_MEDIA_MAX_BYTES":
+            elif (
+                message.media_attempts >= MAX_MEDIA_ATTEMPTS
+                or error == "media larger than WADESK_MEDIA_MAX_BYTES"
+            ):
                 message.media_status = "failed"
                 log.warning("media.failed", message_id=message_id, error=error)
             else:

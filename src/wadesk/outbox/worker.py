@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 import uuid
@@ -98,12 +99,10 @@ class OutboxWorker:
                 await asyncio.sleep(1.0)
                 continue
             if sent == 0 and not self._stopping:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self._wake.wait(), timeout=self._settings.outbox_poll_seconds
                     )
-                except TimeoutError:
-                    pass
 
     async def run_once(self) -> int:
         """Claim one batch and send it. Returns the number of rows handled."""
@@ -140,24 +139,28 @@ class OutboxWorker:
             if not ids:
                 return [], {}
             rows = (
-                await session.execute(
-                    update(OutboxItem)
-                    .where(OutboxItem.id.in_(ids))
-                    .values(
-                        next_attempt_at=lease,
-                        lease_owner=self.owner,
-                        attempts=OutboxItem.attempts + 1,
-                        updated_at=now,
-                    )
-                    .returning(
-                        OutboxItem.id,
-                        OutboxItem.message_id,
-                        OutboxItem.inbox_id,
-                        OutboxItem.recipient,
-                        OutboxItem.attempts,
+                (
+                    await session.execute(
+                        update(OutboxItem)
+                        .where(OutboxItem.id.in_(ids))
+                        .values(
+                            next_attempt_at=lease,
+                            lease_owner=self.owner,
+                            attempts=OutboxItem.attempts + 1,
+                            updated_at=now,
+                        )
+                        .returning(
+                            OutboxItem.id,
+                            OutboxItem.message_id,
+                            OutboxItem.inbox_id,
+                            OutboxItem.recipient,
+                            OutboxItem.attempts,
+                        )
                     )
                 )
-            ).tuples().all()
+                .tuples()
+                .all()
+            )
             claimed = sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
             inbox_ids = {c.inbox_id for c in claimed}
             inboxes = (await session.scalars(select(Inbox).where(Inbox.id.in_(inbox_ids)))).all()
@@ -299,7 +302,10 @@ class OutboxWorker:
                     retry_after=error.retry_after,
                 )
                 if error.code == "131056":
-                    wait = max(wait, min(PAIR_LIMIT_BACKOFF_SECONDS, self._settings.outbox_backoff_max_seconds))
+                    wait = max(
+                        wait,
+                        min(PAIR_LIMIT_BACKOFF_SECONDS, self._settings.outbox_backoff_max_seconds),
+                    )
                 await session.execute(
                     update(OutboxItem)
                     .where(OutboxItem.id == item.id)

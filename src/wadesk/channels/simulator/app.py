@@ -83,7 +83,10 @@ class Simulator:
         webhook_retry_delays: Sequence[float] = webhooks.RETRY_DELAYS,
         webhook_retry_budget_seconds: float = 60.0,
         webhook_timeout_seconds: float = 10.0,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
+        """``http``: a client to deliver webhooks with (left open by :meth:`aclose`); by
+        default the simulator makes its own, with ``webhook_timeout_seconds``."""
         self.public_url = public_url.rstrip("/")
         self.auto_read_seconds = auto_read_seconds
         self.status_delay_seconds = status_delay_seconds
@@ -102,7 +105,8 @@ class Simulator:
         self._conversation_ids = ConversationIds()
         self._outbound: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._http: httpx.AsyncClient | None = None
+        self._http = http
+        self._owns_http = http is None
 
     # -- setup -------------------------------------------------------------------------
 
@@ -232,6 +236,7 @@ class Simulator:
                 "Message failed to send because more than 24 hours have passed since the "
                 "customer last replied to this number.",
             )
+        conversation.typing_until = 0.0  # Meta drops the typing indicator once we answer
         wamid = new_wamid(wa_id)
         message = ChatMessage(wamid, pnid, wa_id, "business", str(body.get("type", "text")), body)
         self._record(message)
@@ -478,7 +483,9 @@ class Simulator:
             template.status,
             template.rejected_reason,
         )
-        body = webhooks.encode(webhooks.envelope([(template.waba_id, [change])]))
+        body = webhooks.encode(
+            webhooks.envelope([(template.waba_id, [change])], time=int(time.time()))
+        )
         targets = {
             (n.webhook_url, n.app_secret)
             for n in self.numbers.values()
@@ -531,7 +538,7 @@ class Simulator:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if self._http is not None:
+        if self._http is not None and self._owns_http:
             await self._http.aclose()
             self._http = None
 

@@ -78,11 +78,15 @@ def template_status_change(
     }
 
 
-def envelope(entries: Iterable[tuple[str, list[dict[str, Any]]]]) -> dict[str, Any]:
-    """The delivery body; ``entries`` are (WABA id, changes)."""
+def envelope(
+    entries: Iterable[tuple[str, list[dict[str, Any]]]], *, time: int | None = None
+) -> dict[str, Any]:
+    """The delivery body; ``entries`` are (WABA id, changes). Account-level fields such as
+    template status updates carry the entry ``time`` (Unix seconds); messages do not."""
+    timed = {} if time is None else {"time": time}
     return {
         "object": "whatsapp_business_account",
-        "entry": [{"id": waba_id, "changes": changes} for waba_id, changes in entries],
+        "entry": [{"id": waba_id, **timed, "changes": changes} for waba_id, changes in entries],
     }
 
 

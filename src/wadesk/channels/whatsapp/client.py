@@ -97,7 +97,11 @@ def _error_from_response(response: httpx.Response) -> ChannelSendError:
     if response.headers.get("retry-after", "").isdigit():
         retry_after = float(response.headers["retry-after"])
     return ChannelSendError(
-        code, title, transient=transient, retry_after=retry_after, account_problem=code in ACCOUNT_CODES
+        code,
+        title,
+        transient=transient,
+        retry_after=retry_after,
+        account_problem=code in ACCOUNT_CODES,
     )
 
 
@@ -128,7 +132,9 @@ class WhatsAppClient:
         except httpx.TimeoutException as exc:
             raise ChannelSendError("network", f"timeout: {exc}", transient=True) from exc
         except httpx.HTTPError as exc:
-            raise ChannelSendError("network", str(exc) or type(exc).__name__, transient=True) from exc
+            raise ChannelSendError(
+                "network", str(exc) or type(exc).__name__, transient=True
+            ) from exc
         if response.status_code >= 400:
             raise _error_from_response(response)
         return response
@@ -140,7 +146,9 @@ class WhatsAppClient:
         try:
             return SendResult(external_id=str(response.json()["messages"][0]["id"]))
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ChannelSendError("131000", "unexpected answer from WhatsApp", transient=True) from exc
+            raise ChannelSendError(
+                "131000", "unexpected answer from WhatsApp", transient=True
+            ) from exc
 
     async def fetch_media(self, media_id: str) -> tuple[bytes, str | None]:
         """Two steps: the media's short-lived URL, then its bytes (with the same bearer token)."""

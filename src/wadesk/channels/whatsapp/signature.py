@@ -1,4 +1,4 @@
-"""X-Hub-Signature-256: HMAC-SHA256 of the raw body with the app secret, compared in constant time."""
+"""X-Hub-Signature-256: HMAC-SHA256 of the raw body with the app secret (constant-time check)."""
 
 from __future__ import annotations
 

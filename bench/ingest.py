@@ -1,0 +1,684 @@
+"""Inbound webhook benchmark: signed single-message webhooks from distinct customers.
+
+Sets everything up itself: a fresh PostgreSQL database, migrations, a WhatsApp inbox, and
+`wadesk serve --workers 2` on a free port; and, in the same run, the ceiling: a bare ASGI app
+under the same uvicorn that only checks the signature (bench/ceiling_app.py). Phases:
+
+1. ceiling: the most the bare app accepts, closed loop;
+2. max: wadesk at full offered load, closed loop; accepted deliveries/s, then, once the
+   backlog is drained, processed messages/s = messages committed / (first send -> last commit);
+3. latency: a fixed rate (500/s): webhook p50/p99 and webhook -> message-committed p99;
+4. sustained: a fixed rate (1,000/s) for 60 s, sampling the backlog (pending deliveries)
+   every second: does it grow?
+
+Run with `make bench` or `.venv/bin/python bench/ingest.py [--quick] [--json]`; see
+docs/benchmarks.md for what each figure means. The exit status is 0 when every target is met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import hashlib
+import hmac
+import json
+import math
+import os
+import platform
+import re
+import secrets
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import orjson
+import uvloop
+from rich.console import Console
+from rich.table import Table
+
+from loadgen import LoadResult, RequestFactory, closed_loop, open_loop
+from servers import HOST, ServerError, free_port, run_command, serving
+
+BENCH_DIR = Path(__file__).resolve().parent
+WADESK = Path(sys.executable).with_name("wadesk")
+PHONE_NUMBER_ID = "123456"
+WABA_ID = "654321"
+FIRST_WA_ID = 447700000000  # UK mobile numbers: one canonical key each (no 9th-digit rules)
+WARMUP_SECONDS = 2.0
+BACKLOG_SAMPLE_S = 1.0
+DRAIN_POLL_S = 0.1
+GROWTH_TOLERANCE = 0.01  # of the offered rate, in deliveries/s of backlog slope
+ACCEPTED_RATE_TOLERANCE = 0.95  # of the offered rate, for the sustained phase
+
+TARGET_PROCESSED_PER_S = 1000.0
+TARGET_CEILING_RATIO = 0.40
+TARGET_WEBHOOK_P99_MS = 50.0
+
+console = Console(stderr=True)
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    pg_url: str
+    database: str
+    concurrency: int
+    ceiling_seconds: float
+    max_seconds: float
+    latency_seconds: float
+    latency_rate: float
+    sustain_seconds: float
+    sustain_rate: float
+    drain_timeout: float
+    json: bool
+
+    @property
+    def admin_dsn(self) -> str:
+        return f"{self.pg_url}/postgres"
+
+    @property
+    def bench_dsn(self) -> str:
+        return f"{self.pg_url}/{self.database}"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.bench_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short phases (~40 s in all)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--database", default="wadesk_bench", help="dropped and re-created")
+    parser.add_argument("--concurrency", type=int, default=64, help="connections at most")
+    parser.add_argument("--ceiling-seconds", type=float)
+    parser.add_argument("--max-seconds", type=float)
+    parser.add_argument("--latency-seconds", type=float)
+    parser.add_argument("--latency-rate", type=float, default=500.0, help="messages/s")
+    parser.add_argument("--sustain-seconds", type=float)
+    parser.add_argument("--sustain-rate", type=float, default=1000.0, help="messages/s")
+    parser.add_argument("--drain-timeout", type=float, default=120.0, help="s, per phase")
+    args = parser.parse_args(argv)
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.database):
+        parser.error("--database: lower-case letters, digits and underscores only")
+    durations = (5.0, 8.0, 8.0, 15.0) if args.quick else (15.0, 20.0, 20.0, 60.0)
+    given = (args.ceiling_seconds, args.max_seconds, args.latency_seconds, args.sustain_seconds)
+    ceiling, maximum, latency, sustain = (
+        default if value is None else value for value, default in zip(given, durations, strict=True)
+    )
+    return Settings(
+        pg_url=args.pg_url.rstrip("/"),
+        database=args.database,
+        concurrency=args.concurrency,
+        ceiling_seconds=ceiling,
+        max_seconds=maximum,
+        latency_seconds=latency,
+        latency_rate=args.latency_rate,
+        sustain_seconds=sustain,
+        sustain_rate=args.sustain_rate,
+        drain_timeout=args.drain_timeout,
+        json=args.json,
+    )
+
+
+# --- payloads -------------------------------------------------------------------------------
+
+
+class Payloads:
+    """Signed single-message webhooks, each from a customer no earlier webhook came from.
+
+    The message id of request ``index`` of phase ``name`` is ``wamid.bench.<name>.<index>``,
+    which is how a committed message is matched with the moment it was sent.
+    """
+
+    def __init__(self, *, port: int, path: str, app_secret: str) -> None:
+        self._head = (
+            f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+        )
+        self._secret = app_secret.encode()
+        self._customers = 0
+
+    def for_phase(self, name: str) -> RequestFactory:
+        return functools.partial(self.request, name)
+
+    def request(self, phase: str, index: int) -> bytes:
+        body = self.body(wamid(phase, index), str(FIRST_WA_ID + self._customers))
+        self._customers += 1
+        signature = hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+        head = f"X-Hub-Signature-256: sha256={signature}\r\nContent-Length: {len(body)}\r\n\r\n"
+        return (self._head + head).encode() + body
+
+    @staticmethod
+    def body(message_id: str, wa_id: str) -> bytes:
+        """A Cloud API text message notification, shaped as Meta sends it."""
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001234", "phone_number_id": PHONE_NUMBER_ID},
+            "contacts": [{"profile": {"name": f"Customer {wa_id[-6:]}"}, "wa_id": wa_id}],
+            "messages": [
+                {
+                    "from": wa_id,
+                    "id": message_id,
+                    "timestamp": str(int(time.time())),
+                    "type": "text",
+                    "text": {"body": "Hello! Where is my order? It was due yesterday."},
+                }
+            ],
+        }
+        return orjson.dumps(
+            {
+                "object": "whatsapp_business_account",
+                "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": value}]}],
+            }
+        )
+
+
+def wamid(phase: str, index: int) -> str:
+    return f"wamid.bench.{phase}.{index}"
+
+
+# --- the bench database ---------------------------------------------------------------------
+
+
+async def recreate_database(settings: Settings) -> str:
+    """Drop and create the bench database; the server's version."""
+    admin = await asyncpg.connect(settings.admin_dsn)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {settings.database} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {settings.database}")
+        return str(await admin.fetchval("SHOW server_version"))
+    finally:
+        await admin.close()
+
+
+class BenchDb:
+    """What the bench reads back from wadesk's tables."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self._db = connection
+
+    async def pending(self) -> int:
+        sql = "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"
+        return int(await self._db.fetchval(sql))
+
+    async def unprocessable(self) -> int:
+        sql = "SELECT count(*) FROM webhook_deliveries WHERE status = 'unprocessable'"
+        return int(await self._db.fetchval(sql))
+
+    async def wait_drained(self, timeout: float) -> float | None:
+        """Seconds until no delivery is pending; None if some still are after ``timeout``."""
+        start = time.perf_counter()
+        while await self.pending():
+            if time.perf_counter() - start > timeout:
+                return None
+            await asyncio.sleep(DRAIN_POLL_S)
+        return time.perf_counter() - start
+
+    async def committed(self, phase: str) -> dict[int, float]:
+        """Request index -> the message's created_at (Unix seconds), for one phase."""
+        rows = await self._db.fetch(
+            "SELECT external_id, extract(epoch FROM created_at)::float8 AS at"
+            " FROM messages WHERE external_id LIKE $1",
+            wamid(phase, 0)[:-1] + "%",
+        )
+        return {int(row["external_id"].rsplit(".", 1)[1]): row["at"] for row in rows}
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+# --- phases ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    load: LoadResult
+    offered_rate: float | None = None  # None: closed loop, as fast as answered
+    committed: int = 0
+    processed_per_s: float = math.nan  # committed / (first send -> last commit)
+    commit_latencies_ms: list[float] = field(default_factory=list)  # open loop only
+    drain_s: float | None = None  # last answer -> nothing pending; None: never drained
+    backlog: list[tuple[float, int]] = field(default_factory=list)  # (s since start, pending)
+
+    @property
+    def missing(self) -> int:
+        """Accepted deliveries without a committed message."""
+        return max(0, self.load.accepted - self.committed)
+
+    def backlog_slope(self) -> float:
+        """Least-squares slope of the backlog (deliveries/s) over the second half."""
+        half = [(t, n) for t, n in self.backlog if t >= self.backlog[-1][0] / 2]
+        if len(half) < 2:
+            return 0.0
+        mean_t = sum(t for t, _ in half) / len(half)
+        mean_n = sum(n for _, n in half) / len(half)
+        spread = sum((t - mean_t) ** 2 for t, _ in half)
+        return sum((t - mean_t) * (n - mean_n) for t, n in half) / spread if spread else 0.0
+
+    def backlog_growing(self) -> bool:
+        assert self.offered_rate is not None
+        return self.backlog_slope() > GROWTH_TOLERANCE * self.offered_rate
+
+
+async def measure_ceiling(settings: Settings, workdir: Path, app_secret: str) -> Phase:
+    port = free_port()
+    argv = [
+        *(sys.executable, "-m", "uvicorn", "ceiling_app:app", "--app-dir", str(BENCH_DIR)),
+        *("--host", HOST, "--port", str(port), "--workers", "2"),
+        *("--log-level", "warning", "--no-access-log"),
+    ]
+    env = {**os.environ, "BENCH_APP_SECRET": app_secret}
+    payloads = Payloads(port=port, path="/webhooks/whatsapp/ceiling", app_secret=app_secret)
+    # An unsigned GET: the bare app answers 401 as soon as it is up.
+    async with serving(
+        argv,
+        port=port,
+        env=env,
+        cwd=workdir,
+        log=workdir / "ceiling.log",
+        probe_path="/",
+        probe_status=401,
+    ):
+        await closed_loop(
+            HOST,
+            port,
+            payloads.for_phase("warmup"),
+            seconds=WARMUP_SECONDS,
+            concurrency=settings.concurrency,
+        )
+        load = await closed_loop(
+            HOST,
+            port,
+            payloads.for_phase("ceiling"),
+            seconds=settings.ceiling_seconds,
+            concurrency=settings.concurrency,
+        )
+    return Phase("ceiling", load)
+
+
+def wadesk_env(settings: Settings, workdir: Path, port: int) -> dict[str, str]:
+    """The environment of every wadesk command: this machine's WADESK_* do not leak in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WADESK_")}
+    env.update(
+        WADESK_DATABASE_URL=settings.sqlalchemy_url,
+        WADESK_VAR_DIR=str(workdir / "var"),
+        WADESK_SECRET_KEY=secrets.token_urlsafe(48),
+        WADESK_SIMULATOR_ENABLED="0",
+        WADESK_LOG_LEVEL="WARNING",
+        WADESK_BASE_URL=f"http://{HOST}:{port}",
+        WADESK_PORT=str(port),
+    )
+    return env
+
+
+def add_inbox(env: dict[str, str], workdir: Path, app_secret: str) -> str:
+    """Create the WhatsApp inbox; the path of its webhook."""
+    output = run_command(
+        [
+            *(str(WADESK), "inbox", "add-whatsapp", "--name", "bench"),
+            *("--phone-number-id", PHONE_NUMBER_ID, "--waba-id", WABA_ID),
+            *("--access-token", "bench", "--app-secret", app_secret),
+        ],
+        env,
+        workdir,
+    )
+    return urlsplit(json.loads(output.strip().splitlines()[-1])["webhook_url"]).path
+
+
+class WadeskBench:
+    """The phases run against one wadesk server."""
+
+    def __init__(self, settings: Settings, port: int, payloads: Payloads, db: BenchDb) -> None:
+        self.settings = settings
+        self.port = port
+        self.payloads = payloads
+        self.db = db
+
+    async def closed(self, name: str, seconds: float) -> Phase:
+        load = await closed_loop(
+            HOST,
+            self.port,
+            self.payloads.for_phase(name),
+            seconds=seconds,
+            concurrency=self.settings.concurrency,
+        )
+        return await self._settle(Phase(name, load))
+
+    async def open(self, name: str, rate: float, seconds: float, sample: bool = False) -> Phase:
+        backlog: list[tuple[float, int]] = []
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(self._sample_backlog(backlog, stop)) if sample else None
+        load = await open_loop(
+            HOST,
+            self.port,
+            self.payloads.for_phase(name),
+            rate=rate,
+            seconds=seconds,
+            concurrency=self.settings.concurrency,
+        )
+        stop.set()
+        if sampler:
+            await sampler
+        return await self._settle(Phase(name, load, offered_rate=rate, backlog=backlog))
+
+    async def _settle(self, phase: Phase) -> Phase:
+        """Wait for the backlog to drain, then read back what was committed."""
+        phase.drain_s = await self.db.wait_drained(self.settings.drain_timeout)
+        committed = await self.db.committed(phase.name)
+        phase.committed = len(committed)
+        if committed:
+            span = max(committed.values()) - phase.load.started_wall
+            phase.processed_per_s = phase.committed / span if span > 0 else math.nan
+        if phase.offered_rate:
+            start, rate = phase.load.started_wall, phase.offered_rate
+            phase.commit_latencies_ms = [
+                (at - (start + index / rate)) * 1000 for index, at in committed.items()
+            ]
+        return phase
+
+    async def _sample_backlog(self, samples: list[tuple[float, int]], stop: asyncio.Event) -> None:
+        start = time.perf_counter()
+        while not stop.is_set():
+            samples.append((time.perf_counter() - start, await self.db.pending()))
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), BACKLOG_SAMPLE_S)
+
+
+async def measure_wadesk(settings: Settings, workdir: Path, app_secret: str) -> list[Phase]:
+    port = free_port()
+    env = wadesk_env(settings, workdir, port)
+    run_command([str(WADESK), "db", "upgrade"], env, workdir)
+    path = add_inbox(env, workdir, app_secret)
+    argv = [str(WADESK), "serve", "--workers", "2", "--host", HOST, "--port", str(port)]
+    async with serving(
+        argv,
+        port=port,
+        env=env,
+        cwd=workdir,
+        log=workdir / "wadesk.log",
+        probe_path="/readyz",
+        probe_status=200,
+    ):
+        db = BenchDb(await asyncpg.connect(settings.bench_dsn))
+        try:
+            bench = WadeskBench(
+                settings, port, Payloads(port=port, path=path, app_secret=app_secret), db
+            )
+            return await run_phases(settings, bench)
+        finally:
+            await db.close()
+
+
+async def run_phases(settings: Settings, bench: WadeskBench) -> list[Phase]:
+    progress(f"warm-up: {WARMUP_SECONDS:.0f} s closed loop")
+    await bench.closed("warmup", WARMUP_SECONDS)
+    progress(f"max: {settings.max_seconds:.0f} s closed loop, {settings.concurrency} connections")
+    maximum = await bench.closed("max", settings.max_seconds)
+    progress(f"latency: {settings.latency_rate:.0f}/s for {settings.latency_seconds:.0f} s")
+    latency = await bench.open("latency", settings.latency_rate, settings.latency_seconds)
+    progress(f"sustained: {settings.sustain_rate:.0f}/s for {settings.sustain_seconds:.0f} s")
+    sustained = await bench.open(
+        "sustained", settings.sustain_rate, settings.sustain_seconds, sample=True
+    )
+    return [maximum, latency, sustained]
+
+
+def progress(message: str) -> None:
+    console.log(message)
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    ceiling: Phase
+    maximum: Phase
+    latency: Phase
+    sustained: Phase
+    unprocessable: int
+    machine: dict[str, Any]
+    settings: Settings
+
+    def error_detail(self) -> Counter[str]:
+        detail: Counter[str] = Counter()
+        for phase in (self.ceiling, self.maximum, self.latency, self.sustained):
+            for kind, count in phase.load.failures.items():
+                detail[f"{phase.name}: {kind}"] += count
+            if phase is not self.ceiling and phase.missing:
+                detail[f"{phase.name}: accepted but no message committed"] += phase.missing
+            if phase is not self.ceiling and phase.drain_s is None:
+                detail[f"{phase.name}: backlog not drained in time"] += 1
+        if self.unprocessable:
+            detail["deliveries marked unprocessable"] += self.unprocessable
+        return detail
+
+    def ceiling_ratio(self) -> float:
+        ceiling = self.ceiling.load.accepted_per_s
+        return self.maximum.load.accepted_per_s / ceiling if ceiling else math.nan
+
+    def sustained_ok(self) -> bool:
+        phase = self.sustained
+        assert phase.offered_rate is not None
+        return (
+            not phase.backlog_growing()
+            and phase.load.errors == 0
+            and phase.missing == 0
+            and phase.load.accepted_per_s >= ACCEPTED_RATE_TOLERANCE * phase.offered_rate
+        )
+
+    def targets(self) -> dict[str, bool]:
+        return {
+            "processed_per_s": self.maximum.processed_per_s >= TARGET_PROCESSED_PER_S,
+            "ceiling_ratio": self.ceiling_ratio() >= TARGET_CEILING_RATIO,
+            "webhook_p99_ms": self.latency.load.percentile_ms(0.99) < TARGET_WEBHOOK_P99_MS,
+            "sustained": self.sustained_ok(),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        sustained = self.sustained
+        figures = {
+            "accepted_per_s": self.maximum.load.accepted_per_s,
+            "processed_per_s": self.maximum.processed_per_s,
+            "ceiling_per_s": self.ceiling.load.accepted_per_s,
+            "ceiling_ratio": self.ceiling_ratio(),
+            "webhook_p50_ms": self.latency.load.percentile_ms(0.50),
+            "webhook_p99_ms": self.latency.load.percentile_ms(0.99),
+            "commit_p50_ms": percentile(self.latency.commit_latencies_ms, 0.50),
+            "commit_p99_ms": percentile(self.latency.commit_latencies_ms, 0.99),
+            "latency_rate_per_s": self.latency.offered_rate,
+            "sustained_rate_per_s": sustained.offered_rate,
+            "sustained_seconds": self.settings.sustain_seconds,
+            "sustained_accepted_per_s": sustained.load.accepted_per_s,
+            "sustained_processed_per_s": sustained.processed_per_s,
+            "sustained_webhook_p99_ms": sustained.load.percentile_ms(0.99),
+            "sustained_backlog_max": max((n for _, n in sustained.backlog), default=0),
+            "sustained_backlog_slope_per_s": sustained.backlog_slope(),
+            "sustained_backlog_growing": sustained.backlog_growing(),
+        }
+        detail = self.error_detail()
+        return {
+            **{k: _json_number(v) for k, v in figures.items()},
+            "errors": sum(detail.values()),
+            "error_detail": dict(detail),
+            "targets_met": self.targets(),
+            "machine": self.machine,
+            "concurrency": self.settings.concurrency,
+        }
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1); NaN for no values."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else math.nan
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 2)
+    return value
+
+
+def phases_table(report: Report) -> Table:
+    table = Table(title="Phases")
+    for column in ("phase", "load", "accepted/s", "p50 ms", "p99 ms", "processed/s"):
+        table.add_column(column, justify="right" if column != "phase" else "left")
+    for column in ("commit p99 ms", "drain s", "loadgen CPU", "machine CPU", "errors"):
+        table.add_column(column, justify="right")
+    for phase in (report.ceiling, report.maximum, report.latency, report.sustained):
+        load = phase.load
+        table.add_row(
+            phase.name,
+            f"{phase.offered_rate:,.0f}/s" if phase.offered_rate else "max",
+            f"{load.accepted_per_s:,.0f}",
+            f"{load.percentile_ms(0.5):.1f}",
+            f"{load.percentile_ms(0.99):.1f}",
+            "—" if phase is report.ceiling else f"{phase.processed_per_s:,.0f}",
+            _ms(percentile(phase.commit_latencies_ms, 0.99)),
+            "—" if phase is report.ceiling else _seconds(phase.drain_s),
+            f"{load.cpu.process_share:.0%} of a core",
+            f"{load.cpu.machine_busy:.0%}",
+            str(load.errors + (phase.missing if phase is not report.ceiling else 0)),
+        )
+    return table
+
+
+def targets_table(report: Report) -> Table:
+    data = report.to_json()
+    met = report.targets()
+    sustained = report.sustained
+    table = Table(title="Targets")
+    for column in ("figure", "target", "measured", "result"):
+        table.add_column(column)
+    rows = [
+        ("accepted deliveries/s (max load)", "", f"{data['accepted_per_s']:,.0f}", None),
+        ("ceiling: bare ASGI app, signature only", "", f"{data['ceiling_per_s']:,.0f}", None),
+        (
+            "accepted/s vs ceiling",
+            f"≥ {TARGET_CEILING_RATIO:.0%}",
+            f"{report.ceiling_ratio():.0%}",
+            met["ceiling_ratio"],
+        ),
+        (
+            "fully processed messages/s (max load)",
+            f"≥ {TARGET_PROCESSED_PER_S:,.0f}",
+            f"{report.maximum.processed_per_s:,.0f}",
+            met["processed_per_s"],
+        ),
+        (
+            f"webhook p50 at {report.latency.offered_rate:,.0f}/s",
+            "",
+            _ms(data["webhook_p50_ms"]),
+            None,
+        ),
+        (
+            f"webhook p99 at {report.latency.offered_rate:,.0f}/s",
+            f"< {TARGET_WEBHOOK_P99_MS:.0f} ms",
+            _ms(data["webhook_p99_ms"]),
+            met["webhook_p99_ms"],
+        ),
+        (
+            f"webhook → message committed p99 at {report.latency.offered_rate:,.0f}/s",
+            "",
+            _ms(data["commit_p99_ms"]),
+            None,
+        ),
+        (
+            f"sustained {sustained.offered_rate:,.0f}/s"
+            f" for {report.settings.sustain_seconds:.0f} s",
+            "backlog not growing",
+            f"accepted {sustained.load.accepted_per_s:,.0f}/s, backlog max "
+            f"{data['sustained_backlog_max']:,}, slope {sustained.backlog_slope():+.1f}/s",
+            met["sustained"],
+        ),
+        ("errors", "0", str(data["errors"]), data["errors"] == 0),
+    ]
+    for figure, target, measured, ok in rows:
+        result = "" if ok is None else "[green]pass[/green]" if ok else "[red]FAIL[/red]"
+        table.add_row(figure, target, measured, result)
+    return table
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None or math.isnan(value) else f"{value:.1f} ms"
+
+
+def _seconds(value: float | None) -> str:
+    return "not drained" if value is None else f"{value:.1f}"
+
+
+# --- machine --------------------------------------------------------------------------------
+
+
+def machine_info(postgresql_version: str) -> dict[str, Any]:
+    cpu_model = "unknown"
+    with suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        cpu_model = next(
+            (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+            cpu_model,
+        )
+    ram_gib = math.nan
+    with suppress(OSError), open("/proc/meminfo") as meminfo:
+        kib = next((int(line.split()[1]) for line in meminfo if line.startswith("MemTotal")), 0)
+        ram_gib = round(kib / 2**20, 1)
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model,
+        "ram_gib": ram_gib,
+        "postgresql": postgresql_version,
+        "python": platform.python_version(),
+    }
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+async def run(settings: Settings) -> Report:
+    app_secret = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory(prefix="wadesk-bench-") as tmp:
+        workdir = Path(tmp)
+        progress(f"ceiling: {settings.ceiling_seconds:.0f} s closed loop on the bare ASGI app")
+        ceiling = await measure_ceiling(settings, workdir, app_secret)
+        progress(f"wadesk: fresh database {settings.database}, migrations, inbox, 2 workers")
+        version = await recreate_database(settings)
+        maximum, latency, sustained = await measure_wadesk(settings, workdir, app_secret)
+    db = BenchDb(await asyncpg.connect(settings.bench_dsn))
+    try:
+        unprocessable = await db.unprocessable()
+    finally:
+        await db.close()
+    return Report(
+        ceiling, maximum, latency, sustained, unprocessable, machine_info(version), settings
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_args(argv)
+    try:
+        report = uvloop.run(run(settings))
+    except ServerError as exc:
+        console.print(f"[red]bench failed:[/red] {exc}")
+        return 2
+    out = Console()
+    out.print(phases_table(report))
+    out.print(targets_table(report))
+    data = report.to_json()
+    if settings.json:
+        print(json.dumps(data))
+    return 0 if all(data["targets_met"].values()) and data["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""A lean HTTP/1.1 load generator: keep-alive connections on a raw asyncio protocol.
+
+The bench shares 2 cores with the servers it measures, so every cycle the generator spends
+is taken from them. httpx was measured first and could not serve as the generator: with 64
+connections its pool bookkeeping burnt a whole core for ~60 requests/s, where this client
+sends ~11,000/s on about half a core (docs/benchmarks.md). It speaks only what the bench
+needs: one request at a time per connection, responses framed by Content-Length.
+
+Two shapes of load:
+- :func:`closed_loop`: ``concurrency`` connections send back to back (the maximum rate);
+- :func:`open_loop`: requests start on a fixed schedule whatever the answers (a given rate);
+  latency counts from the scheduled start, so a stalled server cannot hide its queueing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+REQUEST_TIMEOUT_S = 30.0
+RECONNECT_PAUSE_S = 0.05
+HEADER_END = b"\r\n\r\n"
+
+# index of the request in its run -> the raw HTTP request
+RequestFactory = Callable[[int], bytes]
+
+
+class ResponseError(Exception):
+    """The connection cannot carry on (closed, or an answer this client does not read)."""
+
+
+class HttpConnection(asyncio.Protocol):
+    """One keep-alive connection; ``request`` sends raw bytes and returns the status code."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[int] | None = None
+        self.closed = False
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> HttpConnection:
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(cls, host, port)
+        return connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(ResponseError(f"connection lost: {exc!r}"))
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        try:
+            self._complete()
+        except ResponseError as exc:
+            self._fail(exc)
+            self.close()
+
+    async def request(self, raw: bytes) -> int:
+        if self.closed or self._transport is None:
+            raise ResponseError("connection closed")
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._transport.write(raw)
+        return await self._waiter
+
+    def close(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def _complete(self) -> None:
+        end = self._buffer.find(HEADER_END)
+        if end < 0 or self._waiter is None:
+            return
+        head = bytes(self._buffer[:end]).lower()
+        try:
+            status = int(head[9:12])
+            length = int(head.split(b"\r\ncontent-length:", 1)[1].split(b"\r\n", 1)[0])
+        except (ValueError, IndexError) as exc:
+            raise ResponseError(f"unreadable response head: {head[:200]!r}") from exc
+        total = end + len(HEADER_END) + length
+        if len(self._buffer) < total:
+            return
+        del self._buffer[:total]
+        if not self._waiter.done():
+            self._waiter.set_result(status)
+
+    def _fail(self, exc: Exception) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
+
+
+class CpuMeter:
+    """CPU used by this process and by the whole machine between ``start`` and ``stop``."""
+
+    def __init__(self) -> None:
+        self._process = 0.0
+        self._machine = (0, 0)
+        self.process_share = 0.0  # of one core: 1.0 = a full core
+        self.machine_busy = 0.0  # of all cores: 1.0 = every core busy
+
+    def start(self) -> None:
+        self._process = _process_cpu_s()
+        self._machine = _machine_ticks()
+
+    def stop(self, elapsed_s: float) -> None:
+        self.process_share = (_process_cpu_s() - self._process) / max(elapsed_s, 1e-9)
+        busy, total = _machine_ticks()
+        total_delta = total - self._machine[1]
+        self.machine_busy = (busy - self._machine[0]) / total_delta if total_delta else 0.0
+
+
+def _process_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies over all cores from /proc/stat; (0, 0) where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+@dataclass
+class LoadResult:
+    sent: int = 0
+    accepted: int = 0  # answered 200
+    failures: Counter[str] = field(default_factory=Counter)  # non-200 answers and errors
+    latencies_ms: list[float] = field(default_factory=list)
+    started_wall: float = 0.0  # time.time() of the first request
+    elapsed_s: float = 0.0  # first request to last answer
+    cpu: CpuMeter = field(default_factory=CpuMeter)
+
+    @property
+    def accepted_per_s(self) -> float:
+        return self.accepted / self.elapsed_s if self.elapsed_s else 0.0
+
+    @property
+    def errors(self) -> int:
+        return sum(self.failures.values())
+
+    def percentile_ms(self, q: float) -> float:
+        """Nearest-rank percentile of the request latencies (q in 0..1)."""
+        ordered = sorted(self.latencies_ms)
+        if not ordered:
+            return math.nan
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+class _Run:
+    """Book-keeping shared by the requests of one load run."""
+
+    def __init__(self, host: str, port: int, make_request: RequestFactory) -> None:
+        self.host = host
+        self.port = port
+        self.make_request = make_request
+        self.result = LoadResult()
+        self.started = 0.0
+
+    def begin(self) -> None:
+        self.result.started_wall = time.time()
+        self.started = time.perf_counter()
+        self.result.cpu.start()
+
+    def end(self) -> LoadResult:
+        self.result.elapsed_s = time.perf_counter() - self.started
+        self.result.cpu.stop(self.result.elapsed_s)
+        return self.result
+
+    async def send(self, connection: HttpConnection, index: int, since: float) -> HttpConnection:
+        """Send request ``index``, record it (latency from ``since``), and return a connection
+        fit for the next request: the same one, or a fresh one if it broke."""
+        self.result.sent += 1
+        try:
+            if connection.closed:
+                connection = await HttpConnection.open(self.host, self.port)
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                status = await connection.request(self.make_request(index))
+        except (OSError, ResponseError, TimeoutError) as exc:
+            self.result.failures[type(exc).__name__] += 1
+            connection.close()
+            await asyncio.sleep(RECONNECT_PAUSE_S)
+            return connection
+        self.result.latencies_ms.append((time.perf_counter() - since) * 1000)
+        if status == 200:
+            self.result.accepted += 1
+        else:
+            self.result.failures[f"HTTP {status}"] += 1
+        return connection
+
+
+async def _open_many(host: str, port: int, count: int) -> list[HttpConnection]:
+    return list(await asyncio.gather(*(HttpConnection.open(host, port) for _ in range(count))))
+
+
+async def closed_loop(
+    host: str, port: int, make_request: RequestFactory, *, seconds: float, concurrency: int
+) -> LoadResult:
+    """``concurrency`` connections each send their next request as soon as one is answered."""
+    run = _Run(host, port, make_request)
+    indexes = itertools.count()
+    connections = await _open_many(host, port, concurrency)
+    run.begin()
+    deadline = time.perf_counter() + seconds
+
+    async def worker(connection: HttpConnection) -> None:
+        while time.perf_counter() < deadline:
+            connection = await run.send(connection, next(indexes), time.perf_counter())
+        connection.close()
+
+    await asyncio.gather(*(worker(c) for c in connections))
+    return run.end()
+
+
+async def open_loop(
+    host: str,
+    port: int,
+    make_request: RequestFactory,
+    *,
+    rate: float,
+    seconds: float,
+    concurrency: int,
+) -> LoadResult:
+    """Request ``i`` is due at ``i / rate`` s; at most ``concurrency`` are in flight, the rest
+    wait for a connection (and that wait counts in their latency)."""
+    run = _Run(host, port, make_request)
+    idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
+    for connection in await _open_many(host, port, concurrency):
+        idle.put_nowait(connection)
+
+    async def one(index: int, due: float) -> None:
+        connection = await idle.get()
+        idle.put_nowait(await run.send(connection, index, due))
+
+    run.begin()
+    in_flight: set[asyncio.Task[None]] = set()
+    for index in range(round(rate * seconds)):
+        due = run.started + index / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(index, due))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    await asyncio.gather(*in_flight)
+    result = run.end()
+    while not idle.empty():
+        idle.get_nowait().close()
+    return result

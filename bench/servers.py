@@ -1,0 +1,102 @@
+"""Server processes for the bench: start, wait until they answer, stop (SIGTERM, then kill)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from loadgen import HttpConnection, ResponseError
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0  # wadesk shuts down gracefully within 25 s
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def run_command(argv: list[str], env: Mapping[str, str], cwd: Path) -> str:
+    """Run a command to completion; its stdout, or ServerError with its output."""
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ServerError(f"{' '.join(argv[:3])} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+@asynccontextmanager
+async def serving(
+    argv: list[str],
+    *,
+    port: int,
+    env: Mapping[str, str],
+    cwd: Path,
+    log: Path,
+    probe_path: str,
+    probe_status: int,
+) -> AsyncIterator[None]:
+    """Run a server (listening on ``port``) for the duration of the block. It is up once
+    ``GET probe_path`` answers ``probe_status``. It runs in its own session, so that its
+    workers can be killed with it."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        await _wait_until_up(process, port, probe_path, probe_status)
+        yield
+    except ServerError as exc:
+        raise ServerError(f"{exc}\n--- {log} ---\n{_tail(log)}") from None
+    finally:
+        await _stop(process)
+
+
+async def _wait_until_up(
+    process: subprocess.Popen[bytes], port: int, path: str, status: int
+) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    probe = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n\r\n".encode()
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerError(f"the server exited with status {process.returncode}")
+        try:
+            connection = await HttpConnection.open(HOST, port)
+            try:
+                if await connection.request(probe) == status:
+                    return
+            finally:
+                connection.close()
+        except (OSError, ResponseError):
+            pass
+        await asyncio.sleep(0.2)
+    raise ServerError(f"no answer {status} on {path} within {START_TIMEOUT_S:.0f} s")
+
+
+async def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while process.poll() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    # The session leader's id is its group's: this also reaches workers left orphaned.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
