@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +45,8 @@ import uvloop
 from rich.console import Console
 from rich.table import Table
 
-from loadgen import LoadResult, RequestFactory, closed_loop, open_loop
-from servers import HOST, ServerError, free_port, run_command, serving
+from loadgen import CpuMeter, LoadResult, RequestFactory, closed_loop, open_loop, percentile
+from servers import HOST, Server, ServerError, free_port, run_command, serving
 
 BENCH_DIR = Path(__file__).resolve().parent
 WADESK = Path(sys.executable).with_name("wadesk")
@@ -57,6 +58,9 @@ BACKLOG_SAMPLE_S = 1.0
 DRAIN_POLL_S = 0.1
 GROWTH_TOLERANCE = 0.01  # of the offered rate, in deliveries/s of backlog slope
 ACCEPTED_RATE_TOLERANCE = 0.95  # of the offered rate, for the sustained phase
+BACKGROUND_SAMPLE_S = 2.0
+BACKGROUND_WARNING = 0.15
+WIDE_OUTPUT = 180  # columns, when stdout is not a terminal
 
 TARGET_PROCESSED_PER_S = 1000.0
 TARGET_CEILING_RATIO = 0.40
@@ -81,6 +85,7 @@ class Settings:
     sustain_rate: float
     drain_timeout: float
     json: bool
+    markdown: bool
 
     @property
     def admin_dsn(self) -> str:
@@ -99,6 +104,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short phases (~40 s in all)")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    parser.add_argument("--markdown", action="store_true", help="tables in Markdown")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default="wadesk_bench", help="dropped and re-created")
     parser.add_argument("--concurrency", type=int, default=64, help="connections at most")
@@ -129,6 +135,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         sustain_rate=args.sustain_rate,
         drain_timeout=args.drain_timeout,
         json=args.json,
+        markdown=args.markdown,
     )
 
 
@@ -246,16 +253,27 @@ class Phase:
     name: str
     load: LoadResult
     offered_rate: float | None = None  # None: closed loop, as fast as answered
-    committed: int = 0
+    committed: int | None = None  # None: not read back (the ceiling stores nothing)
     processed_per_s: float = math.nan  # committed / (first send -> last commit)
     commit_latencies_ms: list[float] = field(default_factory=list)  # open loop only
     drain_s: float | None = None  # last answer -> nothing pending; None: never drained
     backlog: list[tuple[float, int]] = field(default_factory=list)  # (s since start, pending)
+    server_cpu_s: float = 0.0  # used by the server's processes, first request -> drained
+    busy_s: float = 0.0  # first request -> drained
 
     @property
     def missing(self) -> int:
         """Accepted deliveries without a committed message."""
-        return max(0, self.load.accepted - self.committed)
+        return 0 if self.committed is None else max(0, self.load.accepted - self.committed)
+
+    @property
+    def server_cores(self) -> float:
+        return self.server_cpu_s / self.busy_s if self.busy_s else math.nan
+
+    def server_cpu_ms_per_message(self) -> float:
+        """Server CPU per webhook, everything included (receiving and, for wadesk, processing)."""
+        handled = self.committed or self.load.accepted
+        return self.server_cpu_s * 1000 / handled if handled else math.nan
 
     def backlog_slope(self) -> float:
         """Least-squares slope of the backlog (deliveries/s) over the second half."""
@@ -272,6 +290,75 @@ class Phase:
         return self.backlog_slope() > GROWTH_TOLERANCE * self.offered_rate
 
 
+class Bench:
+    """Load phases against one running server; with ``db``, each phase also waits for the
+    backlog to drain and reads back the committed messages."""
+
+    def __init__(
+        self, settings: Settings, server: Server, payloads: Payloads, db: BenchDb | None = None
+    ) -> None:
+        self.settings = settings
+        self.server = server
+        self.payloads = payloads
+        self.db = db
+
+    async def closed(self, name: str, seconds: float) -> Phase:
+        cpu = self.server.cpu_seconds()
+        load = await closed_loop(
+            HOST,
+            self.server.port,
+            self.payloads.for_phase(name),
+            seconds=seconds,
+            concurrency=self.settings.concurrency,
+        )
+        return await self._settle(Phase(name, load), cpu)
+
+    async def open(self, name: str, rate: float, seconds: float, sample: bool = False) -> Phase:
+        cpu = self.server.cpu_seconds()
+        backlog: list[tuple[float, int]] = []
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(self._sample_backlog(backlog, stop)) if sample else None
+        load = await open_loop(
+            HOST,
+            self.server.port,
+            self.payloads.for_phase(name),
+            rate=rate,
+            seconds=seconds,
+            concurrency=self.settings.concurrency,
+        )
+        stop.set()
+        if sampler:
+            await sampler
+        return await self._settle(Phase(name, load, offered_rate=rate, backlog=backlog), cpu)
+
+    async def _settle(self, phase: Phase, cpu_before: float) -> Phase:
+        """Wait for the backlog to drain, then read back what was committed."""
+        if self.db is not None:
+            phase.drain_s = await self.db.wait_drained(self.settings.drain_timeout)
+            committed = await self.db.committed(phase.name)
+            phase.committed = len(committed)
+            start = phase.load.started_wall
+            if committed:
+                span = max(committed.values()) - start
+                phase.processed_per_s = len(committed) / span if span > 0 else math.nan
+            if phase.offered_rate:
+                rate = phase.offered_rate
+                phase.commit_latencies_ms = [
+                    (at - (start + index / rate)) * 1000 for index, at in committed.items()
+                ]
+        phase.busy_s = time.time() - phase.load.started_wall
+        phase.server_cpu_s = self.server.cpu_seconds() - cpu_before
+        return phase
+
+    async def _sample_backlog(self, samples: list[tuple[float, int]], stop: asyncio.Event) -> None:
+        assert self.db is not None
+        start = time.perf_counter()
+        while not stop.is_set():
+            samples.append((time.perf_counter() - start, await self.db.pending()))
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), BACKLOG_SAMPLE_S)
+
+
 async def measure_ceiling(settings: Settings, workdir: Path, app_secret: str) -> Phase:
     port = free_port()
     argv = [
@@ -281,31 +368,12 @@ async def measure_ceiling(settings: Settings, workdir: Path, app_secret: str) ->
     ]
     env = {**os.environ, "BENCH_APP_SECRET": app_secret}
     payloads = Payloads(port=port, path="/webhooks/whatsapp/ceiling", app_secret=app_secret)
+    log = workdir / "ceiling.log"
     # An unsigned GET: the bare app answers 401 as soon as it is up.
-    async with serving(
-        argv,
-        port=port,
-        env=env,
-        cwd=workdir,
-        log=workdir / "ceiling.log",
-        probe_path="/",
-        probe_status=401,
-    ):
-        await closed_loop(
-            HOST,
-            port,
-            payloads.for_phase("warmup"),
-            seconds=WARMUP_SECONDS,
-            concurrency=settings.concurrency,
-        )
-        load = await closed_loop(
-            HOST,
-            port,
-            payloads.for_phase("ceiling"),
-            seconds=settings.ceiling_seconds,
-            concurrency=settings.concurrency,
-        )
-    return Phase("ceiling", load)
+    async with serving(argv, port, env=env, cwd=workdir, log=log, probe=("/", 401)) as server:
+        bench = Bench(settings, server, payloads)
+        await bench.closed("warmup", WARMUP_SECONDS)
+        return await bench.closed("ceiling", settings.ceiling_seconds)
 
 
 def wadesk_env(settings: Settings, workdir: Path, port: int) -> dict[str, str]:
@@ -334,94 +402,30 @@ def add_inbox(env: dict[str, str], workdir: Path, app_secret: str) -> str:
         env,
         workdir,
     )
-    return urlsplit(json.loads(output.strip().splitlines()[-1])["webhook_url"]).path
+    webhook_url = str(json.loads(output.strip().splitlines()[-1])["webhook_url"])
+    return urlsplit(webhook_url).path
 
 
-class WadeskBench:
-    """The phases run against one wadesk server."""
-
-    def __init__(self, settings: Settings, port: int, payloads: Payloads, db: BenchDb) -> None:
-        self.settings = settings
-        self.port = port
-        self.payloads = payloads
-        self.db = db
-
-    async def closed(self, name: str, seconds: float) -> Phase:
-        load = await closed_loop(
-            HOST,
-            self.port,
-            self.payloads.for_phase(name),
-            seconds=seconds,
-            concurrency=self.settings.concurrency,
-        )
-        return await self._settle(Phase(name, load))
-
-    async def open(self, name: str, rate: float, seconds: float, sample: bool = False) -> Phase:
-        backlog: list[tuple[float, int]] = []
-        stop = asyncio.Event()
-        sampler = asyncio.create_task(self._sample_backlog(backlog, stop)) if sample else None
-        load = await open_loop(
-            HOST,
-            self.port,
-            self.payloads.for_phase(name),
-            rate=rate,
-            seconds=seconds,
-            concurrency=self.settings.concurrency,
-        )
-        stop.set()
-        if sampler:
-            await sampler
-        return await self._settle(Phase(name, load, offered_rate=rate, backlog=backlog))
-
-    async def _settle(self, phase: Phase) -> Phase:
-        """Wait for the backlog to drain, then read back what was committed."""
-        phase.drain_s = await self.db.wait_drained(self.settings.drain_timeout)
-        committed = await self.db.committed(phase.name)
-        phase.committed = len(committed)
-        if committed:
-            span = max(committed.values()) - phase.load.started_wall
-            phase.processed_per_s = phase.committed / span if span > 0 else math.nan
-        if phase.offered_rate:
-            start, rate = phase.load.started_wall, phase.offered_rate
-            phase.commit_latencies_ms = [
-                (at - (start + index / rate)) * 1000 for index, at in committed.items()
-            ]
-        return phase
-
-    async def _sample_backlog(self, samples: list[tuple[float, int]], stop: asyncio.Event) -> None:
-        start = time.perf_counter()
-        while not stop.is_set():
-            samples.append((time.perf_counter() - start, await self.db.pending()))
-            with suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), BACKLOG_SAMPLE_S)
-
-
-async def measure_wadesk(settings: Settings, workdir: Path, app_secret: str) -> list[Phase]:
+async def measure_wadesk(
+    settings: Settings, workdir: Path, app_secret: str
+) -> tuple[list[Phase], int]:
+    """The phases, and how many deliveries wadesk marked unprocessable."""
     port = free_port()
     env = wadesk_env(settings, workdir, port)
     run_command([str(WADESK), "db", "upgrade"], env, workdir)
-    path = add_inbox(env, workdir, app_secret)
+    payloads = Payloads(port=port, path=add_inbox(env, workdir, app_secret), app_secret=app_secret)
     argv = [str(WADESK), "serve", "--workers", "2", "--host", HOST, "--port", str(port)]
-    async with serving(
-        argv,
-        port=port,
-        env=env,
-        cwd=workdir,
-        log=workdir / "wadesk.log",
-        probe_path="/readyz",
-        probe_status=200,
-    ):
+    log = workdir / "wadesk.log"
+    async with serving(argv, port, env=env, cwd=workdir, log=log, probe=("/readyz", 200)) as server:
         db = BenchDb(await asyncpg.connect(settings.bench_dsn))
         try:
-            bench = WadeskBench(
-                settings, port, Payloads(port=port, path=path, app_secret=app_secret), db
-            )
-            return await run_phases(settings, bench)
+            phases = await run_phases(settings, Bench(settings, server, payloads, db))
+            return phases, await db.unprocessable()
         finally:
             await db.close()
 
 
-async def run_phases(settings: Settings, bench: WadeskBench) -> list[Phase]:
+async def run_phases(settings: Settings, bench: Bench) -> list[Phase]:
     progress(f"warm-up: {WARMUP_SECONDS:.0f} s closed loop")
     await bench.closed("warmup", WARMUP_SECONDS)
     progress(f"max: {settings.max_seconds:.0f} s closed loop, {settings.concurrency} connections")
@@ -452,14 +456,17 @@ class Report:
     machine: dict[str, Any]
     settings: Settings
 
+    def phases(self) -> tuple[Phase, ...]:
+        return (self.ceiling, self.maximum, self.latency, self.sustained)
+
     def error_detail(self) -> Counter[str]:
         detail: Counter[str] = Counter()
-        for phase in (self.ceiling, self.maximum, self.latency, self.sustained):
+        for phase in self.phases():
             for kind, count in phase.load.failures.items():
                 detail[f"{phase.name}: {kind}"] += count
-            if phase is not self.ceiling and phase.missing:
+            if phase.missing:
                 detail[f"{phase.name}: accepted but no message committed"] += phase.missing
-            if phase is not self.ceiling and phase.drain_s is None:
+            if phase.committed is not None and phase.drain_s is None:
                 detail[f"{phase.name}: backlog not drained in time"] += 1
         if self.unprocessable:
             detail["deliveries marked unprocessable"] += self.unprocessable
@@ -514,54 +521,78 @@ class Report:
             "errors": sum(detail.values()),
             "error_detail": dict(detail),
             "targets_met": self.targets(),
+            "phases": {
+                phase.name: {k: _json_number(v) for k, v in phase_figures(phase).items()}
+                for phase in self.phases()
+            },
             "machine": self.machine,
             "concurrency": self.settings.concurrency,
         }
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..1); NaN for no values."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else math.nan
+def phase_figures(phase: Phase) -> dict[str, Any]:
+    """The figures of one phase, as in the JSON output (NaN where there is none)."""
+    load = phase.load
+    return {
+        "offered_per_s": phase.offered_rate,
+        "accepted_per_s": load.accepted_per_s,
+        "webhook_p50_ms": load.percentile_ms(0.50),
+        "webhook_p99_ms": load.percentile_ms(0.99),
+        "processed_per_s": phase.processed_per_s,
+        "commit_p99_ms": percentile(phase.commit_latencies_ms, 0.99),
+        "drain_s": math.nan if phase.committed is None else phase.drain_s,
+        "server_cores": phase.server_cores,
+        "server_cpu_ms_per_message": phase.server_cpu_ms_per_message(),
+        "loadgen_cores": load.cpu.process_share,
+        "machine_busy": load.cpu.machine_busy,
+        "errors": load.errors + phase.missing,
+    }
 
 
 def _json_number(value: Any) -> Any:
     if isinstance(value, float):
-        return None if math.isnan(value) else round(value, 2)
+        return None if math.isnan(value) else round(value, 3)
     return value
 
 
-def phases_table(report: Report) -> Table:
-    table = Table(title="Phases")
-    for column in ("phase", "load", "accepted/s", "p50 ms", "p99 ms", "processed/s"):
-        table.add_column(column, justify="right" if column != "phase" else "left")
-    for column in ("commit p99 ms", "drain s", "loadgen CPU", "machine CPU", "errors"):
-        table.add_column(column, justify="right")
-    for phase in (report.ceiling, report.maximum, report.latency, report.sustained):
-        load = phase.load
-        table.add_row(
-            phase.name,
-            f"{phase.offered_rate:,.0f}/s" if phase.offered_rate else "max",
-            f"{load.accepted_per_s:,.0f}",
-            f"{load.percentile_ms(0.5):.1f}",
-            f"{load.percentile_ms(0.99):.1f}",
-            "—" if phase is report.ceiling else f"{phase.processed_per_s:,.0f}",
-            _ms(percentile(phase.commit_latencies_ms, 0.99)),
-            "—" if phase is report.ceiling else _seconds(phase.drain_s),
-            f"{load.cpu.process_share:.0%} of a core",
-            f"{load.cpu.machine_busy:.0%}",
-            str(load.errors + (phase.missing if phase is not report.ceiling else 0)),
-        )
-    return table
+PHASE_COLUMNS = (
+    ("load", "offered_per_s", lambda v: "max" if v is None else f"{v:,.0f}/s"),
+    ("accepted/s", "accepted_per_s", "{:,.0f}".format),
+    ("webhook p50", "webhook_p50_ms", "{:.1f} ms".format),
+    ("webhook p99", "webhook_p99_ms", "{:.1f} ms".format),
+    ("processed/s", "processed_per_s", "{:,.0f}".format),
+    ("commit p99", "commit_p99_ms", "{:.1f} ms".format),
+    ("drain", "drain_s", lambda v: "never" if v is None else f"{v:.1f} s"),
+    ("server CPU", "server_cores", "{:.2f} cores".format),
+    ("server CPU/msg", "server_cpu_ms_per_message", "{:.2f} ms".format),
+    ("loadgen CPU", "loadgen_cores", "{:.2f} cores".format),
+    ("machine busy", "machine_busy", "{:.0%}".format),
+    ("errors", "errors", str),
+)
+
+Rows = tuple[list[str], list[list[str]]]  # (headers, rows)
 
 
-def targets_table(report: Report) -> Table:
+def phase_rows(report: Report) -> Rows:
+    headers = ["phase", *(title for title, _, _ in PHASE_COLUMNS)]
+    rows = []
+    for phase in report.phases():
+        figures = phase_figures(phase)
+        rows.append([phase.name, *(_cell(figures[k], render) for _, k, render in PHASE_COLUMNS)])
+    return headers, rows
+
+
+def _cell(value: Any, render: Callable[[Any], str]) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "—"
+    return render(value)
+
+
+def target_rows(report: Report) -> Rows:
     data = report.to_json()
     met = report.targets()
+    at = f"at {report.latency.offered_rate:,.0f}/s"
     sustained = report.sustained
-    table = Table(title="Targets")
-    for column in ("figure", "target", "measured", "result"):
-        table.add_column(column)
     rows = [
         ("accepted deliveries/s (max load)", "", f"{data['accepted_per_s']:,.0f}", None),
         ("ceiling: bare ASGI app, signature only", "", f"{data['ceiling_per_s']:,.0f}", None),
@@ -577,24 +608,14 @@ def targets_table(report: Report) -> Table:
             f"{report.maximum.processed_per_s:,.0f}",
             met["processed_per_s"],
         ),
+        (f"webhook p50 {at}", "", _ms(data["webhook_p50_ms"]), None),
         (
-            f"webhook p50 at {report.latency.offered_rate:,.0f}/s",
-            "",
-            _ms(data["webhook_p50_ms"]),
-            None,
-        ),
-        (
-            f"webhook p99 at {report.latency.offered_rate:,.0f}/s",
+            f"webhook p99 {at}",
             f"< {TARGET_WEBHOOK_P99_MS:.0f} ms",
             _ms(data["webhook_p99_ms"]),
             met["webhook_p99_ms"],
         ),
-        (
-            f"webhook → message committed p99 at {report.latency.offered_rate:,.0f}/s",
-            "",
-            _ms(data["commit_p99_ms"]),
-            None,
-        ),
+        (f"webhook → message committed p99 {at}", "", _ms(data["commit_p99_ms"]), None),
         (
             f"sustained {sustained.offered_rate:,.0f}/s"
             f" for {report.settings.sustain_seconds:.0f} s",
@@ -605,24 +626,48 @@ def targets_table(report: Report) -> Table:
         ),
         ("errors", "0", str(data["errors"]), data["errors"] == 0),
     ]
-    for figure, target, measured, ok in rows:
-        result = "" if ok is None else "[green]pass[/green]" if ok else "[red]FAIL[/red]"
-        table.add_row(figure, target, measured, result)
-    return table
+    verdict = {None: "", True: "pass", False: "FAIL"}
+    return (
+        ["figure", "target", "measured", "result"],
+        [[figure, target, measured, verdict[ok]] for figure, target, measured, ok in rows],
+    )
 
 
 def _ms(value: float | None) -> str:
     return "—" if value is None or math.isnan(value) else f"{value:.1f} ms"
 
 
-def _seconds(value: float | None) -> str:
-    return "not drained" if value is None else f"{value:.1f}"
+def rich_table(title: str, rows: Rows) -> Table:
+    headers, body = rows
+    table = Table(title=title)
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="left" if index == 0 else "right")
+    colour = {"pass": "[green]pass[/green]", "FAIL": "[red]FAIL[/red]"}
+    for row in body:
+        table.add_row(*(colour.get(cell, cell) for cell in row))
+    return table
+
+
+def markdown_table(rows: Rows) -> str:
+    headers, body = rows
+    lines = [headers, ["---"] * len(headers), *body]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
 # --- machine --------------------------------------------------------------------------------
 
 
-def machine_info(postgresql_version: str) -> dict[str, Any]:
+async def background_busy() -> float:
+    """How busy the machine is before the bench starts (0..1 of all cores): other work on it
+    takes CPU from the servers, and the figures with it."""
+    meter = CpuMeter()
+    meter.start()
+    await asyncio.sleep(BACKGROUND_SAMPLE_S)
+    meter.stop(BACKGROUND_SAMPLE_S)
+    return meter.machine_busy
+
+
+def machine_info(postgresql_version: str, background: float) -> dict[str, Any]:
     cpu_model = "unknown"
     with suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
         cpu_model = next(
@@ -639,6 +684,7 @@ def machine_info(postgresql_version: str) -> dict[str, Any]:
         "ram_gib": ram_gib,
         "postgresql": postgresql_version,
         "python": platform.python_version(),
+        "busy_before_run": round(background, 3),
     }
 
 
@@ -646,6 +692,12 @@ def machine_info(postgresql_version: str) -> dict[str, Any]:
 
 
 async def run(settings: Settings) -> Report:
+    background = await background_busy()
+    if background > BACKGROUND_WARNING:
+        console.print(
+            f"[yellow]warning:[/yellow] the machine is {background:.0%} busy before the bench"
+            " starts: the figures will be lower than on an idle machine"
+        )
     app_secret = secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="wadesk-bench-") as tmp:
         workdir = Path(tmp)
@@ -653,15 +705,11 @@ async def run(settings: Settings) -> Report:
         ceiling = await measure_ceiling(settings, workdir, app_secret)
         progress(f"wadesk: fresh database {settings.database}, migrations, inbox, 2 workers")
         version = await recreate_database(settings)
-        maximum, latency, sustained = await measure_wadesk(settings, workdir, app_secret)
-    db = BenchDb(await asyncpg.connect(settings.bench_dsn))
-    try:
-        unprocessable = await db.unprocessable()
-    finally:
-        await db.close()
-    return Report(
-        ceiling, maximum, latency, sustained, unprocessable, machine_info(version), settings
-    )
+        (maximum, latency, sustained), unprocessable = await measure_wadesk(
+            settings, workdir, app_secret
+        )
+    machine = machine_info(version, background)
+    return Report(ceiling, maximum, latency, sustained, unprocessable, machine, settings)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -671,9 +719,13 @@ def main(argv: list[str] | None = None) -> int:
     except ServerError as exc:
         console.print(f"[red]bench failed:[/red] {exc}")
         return 2
-    out = Console()
-    out.print(phases_table(report))
-    out.print(targets_table(report))
+    phases, targets = phase_rows(report), target_rows(report)
+    if settings.markdown:
+        print(f"{markdown_table(targets)}\n\n{markdown_table(phases)}")
+    else:
+        out = Console(width=None if sys.stdout.isatty() else WIDE_OUTPUT)
+        out.print(rich_table("Phases", phases))
+        out.print(rich_table("Targets", targets))
     data = report.to_json()
     if settings.json:
         print(json.dumps(data))

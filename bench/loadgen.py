@@ -26,6 +26,7 @@ from typing import cast
 
 REQUEST_TIMEOUT_S = 30.0
 RECONNECT_PAUSE_S = 0.05
+TAIL_S = 10.0  # open loop: how long answers are awaited after the last request was due
 HEADER_END = b"\r\n\r\n"
 
 # index of the request in its run -> the raw HTTP request
@@ -155,11 +156,13 @@ class LoadResult:
         return sum(self.failures.values())
 
     def percentile_ms(self, q: float) -> float:
-        """Nearest-rank percentile of the request latencies (q in 0..1)."""
-        ordered = sorted(self.latencies_ms)
-        if not ordered:
-            return math.nan
-        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+        return percentile(self.latencies_ms, q)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..1); NaN for no values."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)] if ordered else math.nan
 
 
 class _Run:
@@ -171,6 +174,13 @@ class _Run:
         self.make_request = make_request
         self.result = LoadResult()
         self.started = 0.0
+        self._connections: list[HttpConnection] = []
+
+    async def connect(self, count: int = 1) -> list[HttpConnection]:
+        opening = (HttpConnection.open(self.host, self.port) for _ in range(count))
+        connections = list(await asyncio.gather(*opening))
+        self._connections.extend(connections)
+        return connections
 
     def begin(self) -> None:
         self.result.started_wall = time.time()
@@ -180,6 +190,8 @@ class _Run:
     def end(self) -> LoadResult:
         self.result.elapsed_s = time.perf_counter() - self.started
         self.result.cpu.stop(self.result.elapsed_s)
+        for connection in self._connections:
+            connection.close()
         return self.result
 
     async def send(self, connection: HttpConnection, index: int, since: float) -> HttpConnection:
@@ -188,7 +200,7 @@ class _Run:
         self.result.sent += 1
         try:
             if connection.closed:
-                connection = await HttpConnection.open(self.host, self.port)
+                (connection,) = await self.connect()
             async with asyncio.timeout(REQUEST_TIMEOUT_S):
                 status = await connection.request(self.make_request(index))
         except (OSError, ResponseError, TimeoutError) as exc:
@@ -204,24 +216,19 @@ class _Run:
         return connection
 
 
-async def _open_many(host: str, port: int, count: int) -> list[HttpConnection]:
-    return list(await asyncio.gather(*(HttpConnection.open(host, port) for _ in range(count))))
-
-
 async def closed_loop(
     host: str, port: int, make_request: RequestFactory, *, seconds: float, concurrency: int
 ) -> LoadResult:
     """``concurrency`` connections each send their next request as soon as one is answered."""
     run = _Run(host, port, make_request)
     indexes = itertools.count()
-    connections = await _open_many(host, port, concurrency)
+    connections = await run.connect(concurrency)
     run.begin()
     deadline = time.perf_counter() + seconds
 
     async def worker(connection: HttpConnection) -> None:
         while time.perf_counter() < deadline:
             connection = await run.send(connection, next(indexes), time.perf_counter())
-        connection.close()
 
     await asyncio.gather(*(worker(c) for c in connections))
     return run.end()
@@ -237,10 +244,15 @@ async def open_loop(
     concurrency: int,
 ) -> LoadResult:
     """Request ``i`` is due at ``i / rate`` s; at most ``concurrency`` are in flight, the rest
-    wait for a connection (and that wait counts in their latency)."""
+    wait for a connection (and that wait counts in their latency).
+
+    A server slower than ``rate`` makes requests queue here; to keep the run bounded, those
+    still unanswered ``TAIL_S`` after the last one was due are abandoned and counted as
+    failures ("unanswered at the end").
+    """
     run = _Run(host, port, make_request)
     idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
-    for connection in await _open_many(host, port, concurrency):
+    for connection in await run.connect(concurrency):
         idle.put_nowait(connection)
 
     async def one(index: int, due: float) -> None:
@@ -257,8 +269,11 @@ async def open_loop(
         task = asyncio.create_task(one(index, due))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
-    await asyncio.gather(*in_flight)
-    result = run.end()
-    while not idle.empty():
-        idle.get_nowait().close()
-    return result
+    if in_flight:
+        _, unanswered = await asyncio.wait(in_flight, timeout=TAIL_S)
+        for task in unanswered:
+            task.cancel()
+        await asyncio.gather(*unanswered, return_exceptions=True)
+        if unanswered:
+            run.result.failures["unanswered at the end"] += len(unanswered)
+    return run.end()

@@ -18,10 +18,31 @@ from loadgen import HttpConnection, ResponseError
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0  # wadesk shuts down gracefully within 25 s
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class ServerError(RuntimeError):
     pass
+
+
+class Server:
+    """A running server process and the workers it started (all in its session)."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+        self.process = process
+        self.port = port
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the live processes of the server's session."""
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # the process is gone
+            if int(fields[3]) == self.process.pid:  # its session id
+                total += int(fields[11]) + int(fields[12])  # utime + stime
+        return total / CLOCK_TICKS
 
 
 def free_port() -> int:
@@ -41,24 +62,23 @@ def run_command(argv: list[str], env: Mapping[str, str], cwd: Path) -> str:
 @asynccontextmanager
 async def serving(
     argv: list[str],
-    *,
     port: int,
+    *,
     env: Mapping[str, str],
     cwd: Path,
     log: Path,
-    probe_path: str,
-    probe_status: int,
-) -> AsyncIterator[None]:
+    probe: tuple[str, int],
+) -> AsyncIterator[Server]:
     """Run a server (listening on ``port``) for the duration of the block. It is up once
-    ``GET probe_path`` answers ``probe_status``. It runs in its own session, so that its
+    ``GET probe[0]`` answers status ``probe[1]``. It runs in its own session, so that its
     workers can be killed with it."""
     with log.open("wb") as output:
         process = subprocess.Popen(
             argv, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
-        await _wait_until_up(process, port, probe_path, probe_status)
-        yield
+        await _wait_until_up(process, port, *probe)
+        yield Server(process, port)
     except ServerError as exc:
         raise ServerError(f"{exc}\n--- {log} ---\n{_tail(log)}") from None
     finally:

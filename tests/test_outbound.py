@@ -203,5 +203,27 @@ async def test_messages_to_one_customer_leave_in_order(fast_retries, live):
     await eventually(all_sent, timeout=30)
     texts = [s["body"]["text"]["body"] for s in live.simulator.outbound(PHONE_NUMBER_ID)]
     async with live.runtime.db.session() as session:
-        rows = (await session.execute(select(OutboxItem.id, OutboxItem.attempts, OutboxItem.last_error, OutboxItem.updated_at).order_by(OutboxItem.id))).all()
-    assert texts == [f"line {i:02d}" for i in range(30)], (texts, rows, live.simulator.state()["sends"])
+        rows = (
+            await session.execute(
+                select(
+                    OutboxItem.id, OutboxItem.attempts, OutboxItem.last_error, OutboxItem.updated_at
+                ).order_by(OutboxItem.id)
+            )
+        ).all()
+    assert texts == [f"line {i:02d}" for i in range(30)], (
+        texts,
+        rows,
+        live.simulator.state()["sends"],
+    )
+
+
+def test_a_recipient_queue_stops_at_a_row_waiting_for_retry():
+    from wadesk.outbox.worker import _in_order
+
+    pair = (1, "551100")
+    other = (1, "551199")
+    # Row 7 waits for a retry (pending, not due); 8..16 wait behind it; 17 is due.
+    candidates = [(7, *pair), (17, *pair), (20, *other), (21, *other)]
+    pending = {pair: [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17], other: [19, 20, 21]}
+    assert _in_order(candidates, pending) == [7]
+    assert _in_order([(8, *pair), (9, *pair)], {pair: [8, 9, 10]}) == [8, 9]

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.audit.actions import Actor, record
@@ -180,11 +181,23 @@ async def do_send_message(
         )
     )
     if idempotency_key is not None:
-        session.add(
-            IdempotencyKey(
-                scope=scope, key=idempotency_key, request_hash=fingerprint, message_id=message.id
-            )
-        )
+        try:
+            async with session.begin_nested():
+                session.add(
+                    IdempotencyKey(
+                        scope=scope,
+                        key=idempotency_key,
+                        request_hash=fingerprint,
+                        message_id=message.id,
+                    )
+                )
+        except IntegrityError as exc:
+            # A concurrent request with the same key committed first.
+            raise SendRefused(
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is being processed; retry it.",
+                status=409,
+            ) from exc
     conversation.last_activity_at = now
     if request.type != "reaction":
         conversation.last_message_preview = preview_of(request.type, request.text)

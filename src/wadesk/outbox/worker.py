@@ -133,9 +133,8 @@ class OutboxWorker:
             if not candidates:
                 await self._update_depth(session)
                 return [], {}
-            heads = await self._heads(session, {(i, r) for _, i, r in candidates})
-            # Only rows from a recipient's oldest pending row on: order is kept per recipient.
-            ids = _contiguous_from_heads(candidates, heads)
+            # Only a recipient's oldest pending rows, without a gap: order is kept per recipient.
+            ids = _in_order(candidates, await self._pending_ids(session, candidates))
             if not ids:
                 return [], {}
             rows = (
@@ -167,16 +166,25 @@ class OutboxWorker:
             configs = {inbox.id: self._config_for(inbox) for inbox in inboxes}
         return claimed, configs
 
-    async def _heads(
-        self, session: AsyncSession, pairs: set[tuple[int, str]]
-    ) -> dict[tuple[int, str], int]:
-        recipients = sorted({r for _, r in pairs})
+    async def _pending_ids(
+        self, session: AsyncSession, candidates: Sequence[tuple[int, int, str]]
+    ) -> dict[tuple[int, str], list[int]]:
+        """Every pending row of the candidates' recipients, due or not, up to the last candidate."""
+        recipients = sorted({r for _, _, r in candidates})
+        last = max(cid for cid, _, _ in candidates)
         rows = await session.execute(
-            select(OutboxItem.inbox_id, OutboxItem.recipient, func.min(OutboxItem.id))
-            .where(OutboxItem.state == "pending", OutboxItem.recipient.in_(recipients))
-            .group_by(OutboxItem.inbox_id, OutboxItem.recipient)
+            select(OutboxItem.inbox_id, OutboxItem.recipient, OutboxItem.id)
+            .where(
+                OutboxItem.state == "pending",
+                OutboxItem.recipient.in_(recipients),
+                OutboxItem.id <= last,
+            )
+            .order_by(OutboxItem.id)
         )
-        return {(int(i), str(r)): int(m) for i, r, m in rows.tuples()}
+        pending: dict[tuple[int, str], list[int]] = defaultdict(list)
+        for inbox_id, recipient, cid in rows.tuples():
+            pending[(int(inbox_id), str(recipient))].append(int(cid))
+        return pending
 
     async def _update_depth(self, session: AsyncSession) -> None:
         depth = await session.scalar(
@@ -355,15 +363,22 @@ class OutboxWorker:
         )
 
 
-def _contiguous_from_heads(
-    candidates: Sequence[tuple[int, int, str]], heads: dict[tuple[int, str], int]
+def _in_order(
+    candidates: Sequence[tuple[int, int, str]], pending: dict[tuple[int, str], list[int]]
 ) -> list[int]:
-    """Ids of the recipients whose oldest pending row is among the candidates."""
+    """The candidate ids that continue each recipient's queue from its head, with no gap.
+
+    A row waiting for a retry (pending, not due) stops its recipient's queue there: nothing
+    behind it goes out first.
+    """
     by_pair: dict[tuple[int, str], list[int]] = defaultdict(list)
     for cid, inbox_id, recipient in candidates:
         by_pair[(inbox_id, recipient)].append(cid)
     chosen: list[int] = []
     for pair, ids in by_pair.items():
-        if ids and ids[0] == heads.get(pair):
-            chosen.extend(ids)
-    return chosen
+        queue = pending.get(pair, [])
+        for position, cid in enumerate(ids):
+            if position >= len(queue) or queue[position] != cid:
+                break
+            chosen.append(cid)
+    return sorted(chosen)
