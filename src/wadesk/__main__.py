@@ -1,0 +1,3 @@
+from wadesk.cli import app
+
+app()

@@ -1,0 +1,107 @@
+"""Health, readiness, metrics, and logs that never carry secrets or message bodies."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.helpers import (
+    PHONE_NUMBER_ID,
+    auth,
+    create_inbox,
+    create_user,
+    envelope,
+    eventually,
+    post_signed,
+    settle,
+    text_message,
+)
+from wadesk.channels.simulator.faults import FaultPlan
+
+
+async def test_health_ready_and_metrics(live):
+    assert (await live.client.get("/healthz")).json() == {"status": "ok"}
+    assert (await live.client.get("/readyz")).json()["status"] == "ready"
+    inbox = await create_inbox(live)
+    await post_signed(
+        live.client, inbox["webhook_url"], envelope([text_message("14155550001", "wamid.M1", "hi")])
+    )
+    await live.client.post(inbox["webhook_url"], content=b"{}")  # unsigned
+    await settle(live)
+    metrics = (await live.client.get("/metrics")).text
+    for name in (
+        'wadesk_webhook_deliveries_received_total{channel="whatsapp"}',
+        'wadesk_webhook_deliveries_rejected_total{channel="whatsapp",reason="signature"}',
+        'wadesk_webhook_deliveries_processed_total{outcome="processed"}',
+        "wadesk_messages_received_total",
+        "wadesk_processing_latency_seconds_bucket",
+        "wadesk_outbox_depth",
+    ):
+        assert name in metrics, name
+
+
+async def test_database_down_means_503_so_meta_retries(settings):
+    from wadesk.app import create_app
+
+    settings.database_url = "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"
+    settings.simulator_enabled = False
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        ready = await client.get("/readyz")
+        webhook = await client.post(
+            "/webhooks/whatsapp", content=b"{}", headers={"X-Hub-Signature-256": "sha256=00"}
+        )
+    await app.state.runtime.close()
+    assert ready.status_code == 503
+    assert webhook.status_code == 503
+    assert webhook.json()["error"]["code"] == "unavailable"
+
+
+@pytest.fixture
+def debug_logs(settings):
+    settings.log_level = "DEBUG"
+    settings.outbox_backoff_base_seconds = 0.05
+    return settings
+
+
+async def test_logs_carry_no_secrets_and_no_message_text(debug_logs, live, capsys):
+    await create_inbox(live)
+    live.simulator.set_faults(
+        FaultPlan(recipients={"5511912345678": "http_500"}, recipient_fault_times=1)
+    )
+    _, token = await create_user(live, email="admin@example.com")
+    await live.simulator.customer_sends(
+        PHONE_NUMBER_ID, "5511912345678", "Ana", {"type": "text", "text": "my secret address"}
+    )
+    await settle(live)
+    conversation = (await live.client.get("/api/v1/conversations", headers=auth(token))).json()[
+        "items"
+    ][0]
+    sent = await live.client.post(
+        f"/api/v1/conversations/{conversation['id']}/messages",
+        json={"text": "private reply"},
+        headers=auth(token),
+    )
+
+    async def delivered() -> bool:
+        got = await live.client.get(
+            f"/api/v1/conversations/{conversation['id']}/messages", headers=auth(token)
+        )
+        return any(
+            m["id"] == sent.json()["id"] and m["status"] == "read" for m in got.json()["items"]
+        )
+
+    await eventually(delivered)
+    out, err = capsys.readouterr()
+    logs = out + err
+    assert "outbox.retry" in logs  # the logs are there, and say what happened
+    for secret in (
+        "EAAG-test-token",
+        "test-app-secret",
+        "verify-me-please",
+        token,
+        "my secret address",
+        "private reply",
+    ):
+        assert secret not in logs
