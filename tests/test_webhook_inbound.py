@@ -21,6 +21,7 @@ from tests.helpers import (
 from wadesk.channels.whatsapp.signature import sign
 from wadesk.contacts.models import Contact
 from wadesk.conversations.models import Conversation, Message
+from wadesk.inboxes.models import Inbox
 from wadesk.ingest.models import WebhookDelivery
 from wadesk.realtime.bus import bus
 
@@ -301,3 +302,131 @@ async def test_a_delivery_stored_before_a_crash_is_processed_once_on_restart(liv
         await restarted.close()
     assert again.deliveries == 0
     assert await count(live, Message, Message.external_id == "wamid.CRASH") == 1
+
+
+def status(wamid: str, state: str, ts: int, **extra) -> dict:
+    return {
+        "id": wamid,
+        "status": state,
+        "timestamp": str(ts),
+        "recipient_id": "14155550020",
+        **extra,
+    }
+
+
+async def outbound_message(live, wamid: str | None) -> int:
+    """An outbound message as the worker leaves it after a send (status 'sent')."""
+    from wadesk.contacts.models import Contact
+    from wadesk.db import utcnow
+
+    async with live.runtime.db.session() as session:
+        contact = Contact(name="C", phone_key="14155550020", attributes={})
+        session.add(contact)
+        await session.flush()
+        inbox_id = await session.scalar(select(Inbox.id))
+        conversation = Conversation(inbox_id=inbox_id, contact_id=contact.id, status="open")
+        session.add(conversation)
+        await session.flush()
+        message = Message(
+            inbox_id=inbox_id,
+            conversation_id=conversation.id,
+            direction="out",
+            type="text",
+            text="hi",
+            content={},
+            external_id=wamid,
+            status="sent",
+            sent_at=utcnow(),
+            media_attempts=0,
+        )
+        session.add(message)
+        await session.flush()
+        return message.id
+
+
+async def test_statuses_only_move_forward(live):
+    inbox = await create_inbox(live)
+    message_id = await outbound_message(live, "wamid.OUT1")
+    for state, ts in (
+        ("read", 1_700_000_030),
+        ("delivered", 1_700_000_020),
+        ("sent", 1_700_000_010),
+    ):
+        await post_signed(
+            live.client, inbox["webhook_url"], envelope(statuses=[status("wamid.OUT1", state, ts)])
+        )
+    failed = status(
+        "wamid.OUT1",
+        "failed",
+        1_700_000_040,
+        errors=[{"code": 131026, "title": "Message undeliverable"}],
+    )
+    await post_signed(live.client, inbox["webhook_url"], envelope(statuses=[failed]))
+    await settle(live)
+    async with live.runtime.db.session() as session:
+        message = await session.get(Message, message_id)
+    assert message.status == "read"
+    assert message.delivered_at is not None and message.read_at.timestamp() == 1_700_000_030
+    assert message.error_code is None
+
+
+async def test_a_status_that_arrives_before_its_message_is_applied_later(live):
+    from wadesk.conversations.inbound import apply_parked_statuses
+    from wadesk.conversations.models import PendingStatus
+
+    inbox = await create_inbox(live)
+    early = [
+        status("wamid.LATE", "delivered", 1_700_000_020),
+        status("wamid.LATE", "delivered", 1_700_000_020),
+    ]
+    await post_signed(live.client, inbox["webhook_url"], envelope(statuses=early))
+    await settle(live)
+    assert await count(live, PendingStatus) == 1  # parked once, not lost, not doubled
+    message_id = await outbound_message(live, "wamid.LATE")
+    async with live.runtime.db.session() as session:
+        assert await apply_parked_statuses(session) == 1
+    async with live.runtime.db.session() as session:
+        message = await session.get(Message, message_id)
+    assert message.status == "delivered"
+    assert await count(live, PendingStatus) == 0
+
+
+async def test_two_processes_racing_over_the_same_deliveries_store_each_message_once(
+    live, settings, backend
+):
+    """Two runtimes (two engines, as two processes would have) process one backlog at once."""
+    from wadesk.runtime import Runtime
+
+    inbox = await create_inbox(live)
+    writer_only = Runtime(settings, run_workers=False)
+    writer_only.writer._on_stored = lambda: None
+    bodies = []
+    for i in range(300):
+        # 100 customers, each message delivered three times (Meta retries), in mixed order.
+        n = i % 100
+        payload = envelope([text_message(f"1415666{n:04d}", f"wamid.race{n}", f"m{n}")])
+        bodies.append(json.dumps(payload).encode())
+    await asyncio.gather(
+        *(
+            writer_only.writer.store(
+                channel_type="whatsapp", inbox_id=inbox["id"], body=b, signature=sign(b, APP_SECRET)
+            )
+            for b in bodies
+        )
+    )
+    await writer_only.close()
+    first, second = Runtime(settings, run_workers=False), Runtime(settings, run_workers=False)
+    for runtime in (first, second):
+        runtime.processor._batch_size = 25
+    try:
+        await asyncio.gather(
+            first.processor.process_available(), second.processor.process_available()
+        )
+    finally:
+        await first.close()
+        await second.close()
+    await settle(live)
+    assert await count(live, Message) == 100
+    assert await count(live, Contact) == 100
+    assert await count(live, Conversation) == 100
+    assert await count(live, WebhookDelivery, WebhookDelivery.status == "processed") == 300
