@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export WADESK_VAR_DIR ?= var
 
-.PHONY: run test install install-dev lint typecheck test-sqlite test-postgresql bench services clean
+.PHONY: run test install install-dev lint typecheck test-sqlite test-postgresql bench services browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,11 +40,15 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy --strict src
 
-test-sqlite: install-dev
+test-sqlite: install-dev browser
 	$(BIN)/pytest -q --db sqlite
 
-test-postgresql: install-dev services
+test-postgresql: install-dev services browser
 	$(BIN)/pytest -q --db postgresql
+
+## Debian's Chromium and fonts for the Playwright tests.
+browser:
+	@bash scripts/ensure-browser.sh
 
 ## Make sure a PostgreSQL server answers on 127.0.0.1:5432 (installs/starts it on Debian).
 services:
