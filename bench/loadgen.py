@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -101,51 +100,15 @@ class HttpConnection(asyncio.Protocol):
             self._waiter.set_exception(exc)
 
 
-class CpuMeter:
-    """CPU used by this process and by the whole machine between ``start`` and ``stop``."""
-
-    def __init__(self) -> None:
-        self._process = 0.0
-        self._machine = (0, 0)
-        self.process_share = 0.0  # of one core: 1.0 = a full core
-        self.machine_busy = 0.0  # of all cores: 1.0 = every core busy
-
-    def start(self) -> None:
-        self._process = _process_cpu_s()
-        self._machine = _machine_ticks()
-
-    def stop(self, elapsed_s: float) -> None:
-        self.process_share = (_process_cpu_s() - self._process) / max(elapsed_s, 1e-9)
-        busy, total = _machine_ticks()
-        total_delta = total - self._machine[1]
-        self.machine_busy = (busy - self._machine[0]) / total_delta if total_delta else 0.0
-
-
-def _process_cpu_s() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-def _machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies over all cores from /proc/stat; (0, 0) where there is none."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = [int(value) for value in stat.readline().split()[1:]]
-    except OSError:
-        return 0, 0
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
-
-
 @dataclass
 class LoadResult:
     sent: int = 0
     accepted: int = 0  # answered 200
     failures: Counter[str] = field(default_factory=Counter)  # non-200 answers and errors
+    unanswered: int = 0  # open loop: abandoned at the end, the server being too slow
     latencies_ms: list[float] = field(default_factory=list)
     started_wall: float = 0.0  # time.time() of the first request
     elapsed_s: float = 0.0  # first request to last answer
-    cpu: CpuMeter = field(default_factory=CpuMeter)
 
     @property
     def accepted_per_s(self) -> float:
@@ -154,6 +117,10 @@ class LoadResult:
     @property
     def errors(self) -> int:
         return sum(self.failures.values())
+
+    @property
+    def answered(self) -> int:
+        return self.accepted + self.errors
 
     def percentile_ms(self, q: float) -> float:
         return percentile(self.latencies_ms, q)
@@ -168,11 +135,13 @@ def percentile(values: list[float], q: float) -> float:
 class _Run:
     """Book-keeping shared by the requests of one load run."""
 
-    def __init__(self, host: str, port: int, make_request: RequestFactory) -> None:
+    def __init__(
+        self, host: str, port: int, make_request: RequestFactory, result: LoadResult | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.make_request = make_request
-        self.result = LoadResult()
+        self.result = result or LoadResult()
         self.started = 0.0
         self._connections: list[HttpConnection] = []
 
@@ -185,11 +154,9 @@ class _Run:
     def begin(self) -> None:
         self.result.started_wall = time.time()
         self.started = time.perf_counter()
-        self.result.cpu.start()
 
     def end(self) -> LoadResult:
         self.result.elapsed_s = time.perf_counter() - self.started
-        self.result.cpu.stop(self.result.elapsed_s)
         for connection in self._connections:
             connection.close()
         return self.result
@@ -242,15 +209,17 @@ async def open_loop(
     rate: float,
     seconds: float,
     concurrency: int,
+    live: LoadResult | None = None,
 ) -> LoadResult:
     """Request ``i`` is due at ``i / rate`` s; at most ``concurrency`` are in flight, the rest
-    wait for a connection (and that wait counts in their latency).
+    wait for a connection (and that wait counts in their latency). ``live``, if given, is
+    the result filled in as the run goes (to watch it) and returned.
 
     A server slower than ``rate`` makes requests queue here; to keep the run bounded, those
-    still unanswered ``TAIL_S`` after the last one was due are abandoned and counted as
-    failures ("unanswered at the end").
+    still unanswered ``TAIL_S`` after the last one was due are abandoned and counted in
+    ``unanswered`` (their latency, unknown, is left out of the percentiles).
     """
-    run = _Run(host, port, make_request)
+    run = _Run(host, port, make_request, live)
     idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
     for connection in await run.connect(concurrency):
         idle.put_nowait(connection)
@@ -274,6 +243,5 @@ async def open_loop(
         for task in unanswered:
             task.cancel()
         await asyncio.gather(*unanswered, return_exceptions=True)
-        if unanswered:
-            run.result.failures["unanswered at the end"] += len(unanswered)
+        run.result.unanswered = len(unanswered)
     return run.end()

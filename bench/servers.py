@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from loadgen import HttpConnection, ResponseError
 
@@ -25,6 +26,49 @@ class ServerError(RuntimeError):
     pass
 
 
+class CpuTimes(NamedTuple):
+    """CPU seconds used so far; subtract two samples for an interval. A process's time
+    includes that of its children that have exited (PostgreSQL backends come and go with the
+    pool's connections: their time moves to the postmaster's count when they exit)."""
+
+    machine_s: float  # all processes, summed over the cores (from /proc/stat)
+    server_s: float  # the server's processes (its session)
+    postgres_s: float  # the PostgreSQL server's processes, whatever database they serve
+    bench_s: float  # this process: the load generator
+
+    def __sub__(self, other: tuple[float, ...]) -> CpuTimes:
+        return CpuTimes(*(a - b for a, b in zip(self, other, strict=True)))
+
+
+def cpu_times(server_session: int | None = None) -> CpuTimes:
+    server = postgres = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # the process is gone
+        name, _, rest = text.partition(" (")[2].rpartition(") ")
+        fields = rest.split()
+        ticks = sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+        if int(fields[3]) == server_session:
+            server += ticks
+        elif name == "postgres":
+            postgres += ticks
+    own = os.times()
+    return CpuTimes(
+        _machine_busy_ticks() / CLOCK_TICKS,
+        server / CLOCK_TICKS,
+        postgres / CLOCK_TICKS,
+        own.user + own.system,
+    )
+
+
+def _machine_busy_ticks() -> int:
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+
+
 class Server:
     """A running server process and the workers it started (all in its session)."""
 
@@ -32,17 +76,8 @@ class Server:
         self.process = process
         self.port = port
 
-    def cpu_seconds(self) -> float:
-        """CPU time used so far by the live processes of the server's session."""
-        total = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue  # the process is gone
-            if int(fields[3]) == self.process.pid:  # its session id
-                total += int(fields[11]) + int(fields[12])  # utime + stime
-        return total / CLOCK_TICKS
+    def cpu_times(self) -> CpuTimes:
+        return cpu_times(self.process.pid)
 
 
 def free_port() -> int:

@@ -53,8 +53,18 @@ def pytest_configure(config: pytest.Config) -> None:
     migrate.upgrade()
 
 
+def _backend_line() -> str:
+    url = os.environ.get("WADESK_DATABASE_URL", "")
+    return f"wadesk database: {url.split('+', 1)[0]} ({url})"
+
+
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"wadesk database: {os.environ.get('WADESK_DATABASE_URL')}"
+    return _backend_line()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    # Printed even with -q: CI checks that the PostgreSQL run happened.
+    terminalreporter.write_line(_backend_line())
 
 
 def _recreate_pg_database(url: str) -> None:

@@ -100,13 +100,33 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+AfterCommitHook = Callable[[list[tuple[str, dict[str, Any]]]], None]
+
+
 class Database:
-    """Holds the engine and session factory of one process."""
+    """Holds the engine and session factory of one process, and who hears its commits."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self.engine = create_engine(self.settings)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # A Session class of our own, so that commit hooks hear only this database's sessions.
+        session_class = type("WadeskSession", (Session,), {})
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=session_class
+        )
+        self._hooks: list[AfterCommitHook] = []
+        event.listen(session_class, "after_commit", self._publish_after_commit)
+        event.listen(session_class, "after_rollback", _drop_events)
+
+    def on_after_commit(self, hook: AfterCommitHook) -> None:
+        """Register a consumer of the events queued in a transaction (called after commit)."""
+        self._hooks.append(hook)
+
+    def _publish_after_commit(self, session: Session) -> None:
+        events = session.info.pop("wadesk_events", None)
+        if events:
+            for hook in list(self._hooks):
+                hook(events)
 
     @property
     def is_sqlite(self) -> bool:
@@ -127,39 +147,13 @@ class Database:
         await self.engine.dispose()
 
 
-# --- events published after commit -------------------------------------------------------
-
-AfterCommitHook = Callable[[list[tuple[str, dict[str, Any]]]], None]
-_after_commit_hooks: list[AfterCommitHook] = []
-
-
-def on_after_commit(hook: AfterCommitHook) -> None:
-    """Register a consumer of the events queued in a transaction (called after it commits)."""
-    if hook not in _after_commit_hooks:
-        _after_commit_hooks.append(hook)
-
-
 def queue_event(session: AsyncSession | Session, kind: str, payload: dict[str, Any]) -> None:
     """Queue an event; it is delivered only if and after the session's transaction commits."""
     sync = session.sync_session if isinstance(session, AsyncSession) else session
     sync.info.setdefault("wadesk_events", []).append((kind, payload))
 
 
-def remove_after_commit(hook: AfterCommitHook) -> None:
-    if hook in _after_commit_hooks:
-        _after_commit_hooks.remove(hook)
-
-
-@event.listens_for(Session, "after_commit")
-def _publish_after_commit(session: Session) -> None:
-    events = session.info.pop("wadesk_events", None)
-    if events:
-        for hook in list(_after_commit_hooks):
-            hook(events)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_after_rollback(session: Session) -> None:
+def _drop_events(session: Session) -> None:
     session.info.pop("wadesk_events", None)
 
 

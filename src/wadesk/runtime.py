@@ -11,7 +11,7 @@ import httpx
 import structlog
 
 from wadesk.config import Settings
-from wadesk.db import Database, on_after_commit, remove_after_commit
+from wadesk.db import Database
 from wadesk.inboxes.registry import InboxRegistry
 from wadesk.ingest.processor import DeliveryProcessor
 from wadesk.ingest.writer import DeliveryWriter
@@ -19,6 +19,7 @@ from wadesk.media.fetcher import MediaFetcher
 from wadesk.media.store import LocalMediaStore
 from wadesk.outbox.worker import OutboxWorker
 from wadesk.realtime.bus import Event, bus
+from wadesk.realtime.redis_bridge import RedisBridge
 
 log = structlog.get_logger(__name__)
 
@@ -47,9 +48,20 @@ class Runtime:
         # Extra consumers of committed events (e.g. the embedded simulator's inbox sync).
         self.listeners: list[Callable[[list[Event]], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
-        on_after_commit(self._after_commit)
+        self.bridge = (
+            RedisBridge(settings.redis_url, on_remote=self._dispatch)
+            if settings.redis_url
+            else None
+        )
+        self.db.on_after_commit(self._after_commit)
 
     def _after_commit(self, events: list[Event]) -> None:
+        self._dispatch(events)
+        if self.bridge is not None:
+            self.bridge.publish(events)
+
+    def _dispatch(self, events: list[Event]) -> None:
+        """React to committed events, this process's own or (through Redis) another's."""
         for kind, _payload in events:
             if kind == "outbox.queued":
                 self.outbox.wake()
@@ -73,6 +85,8 @@ class Runtime:
         self.spawn("media", self.media.run_forever())
         if self.run_workers:
             self.spawn("outbox", self.outbox.run_forever())
+        if self.bridge is not None:
+            self.spawn("redis-subscriber", self.bridge.run_subscriber())
         log.info("runtime.started", workers=self.run_workers)
 
     async def stop(self) -> None:
@@ -92,6 +106,7 @@ class Runtime:
 
     async def close(self) -> None:
         """Release connections (for a runtime whose background work was never started)."""
-        remove_after_commit(self._after_commit)
+        if self.bridge is not None:
+            await self.bridge.aclose()
         await self.http.aclose()
         await self.db.dispose()
