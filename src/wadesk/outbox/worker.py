@@ -130,8 +130,8 @@ class OutboxWorker:
             if not self._db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             candidates = (await session.execute(query)).tuples().all()
+            await self._update_depth(session)
             if not candidates:
-                await self._update_depth(session)
                 return [], {}
             # Only a recipient's oldest pending rows, without a gap: order is kept per recipient.
             ids = _in_order(candidates, await self._pending_ids(session, candidates))
