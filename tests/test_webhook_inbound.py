@@ -384,7 +384,7 @@ async def test_a_status_that_arrives_before_its_message_is_applied_later(live):
     assert await count(live, PendingStatus) == 1  # parked once, not lost, not doubled
     message_id = await outbound_message(live, "wamid.LATE")
     async with live.runtime.db.session() as session:
-        assert await apply_parked_statuses(session) == 1
+        await apply_parked_statuses(session)  # the background processor may have done it already
     async with live.runtime.db.session() as session:
         message = await session.get(Message, message_id)
     assert message.status == "delivered"

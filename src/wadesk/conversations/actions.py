@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.audit.actions import Actor, record
 from wadesk.contacts.models import ContactIdentity
+from wadesk.conversations.events import queue_message_updated
 from wadesk.conversations.inbound import preview_of
 from wadesk.conversations.models import (
     CONVERSATION_STATUSES,
@@ -268,16 +269,7 @@ async def do_retry_message(session: AsyncSession, *, actor: Actor, message: Mess
         None,
     )
     await record(session, actor, "message.retry", "message", message.id)
-    queue_event(
-        session,
-        "message.updated",
-        {
-            "message_id": message.id,
-            "conversation_id": message.conversation_id,
-            "inbox_id": message.inbox_id,
-            "status": "queued",
-        },
-    )
+    queue_message_updated(session, message)
 
 
 async def do_update_conversation(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.channels.base import InboundMessage, StatusUpdate
 from wadesk.contacts.actions import resolve_whatsapp_senders
+from wadesk.conversations.events import queue_message_updated
 from wadesk.conversations.models import Conversation, Message, PendingStatus
 from wadesk.db import insert_for, queue_event, utcnow
 
@@ -277,16 +278,7 @@ async def apply_statuses(
             message, status.status, status.timestamp, status.error_code, status.error_title
         ):
             outcome.statuses_applied += 1
-            queue_event(
-                session,
-                "message.updated",
-                {
-                    "message_id": message.id,
-                    "conversation_id": message.conversation_id,
-                    "inbox_id": inbox_id,
-                    "status": message.status,
-                },
-            )
+            queue_message_updated(session, message)
     if parked:
         insert = insert_for(session.bind.dialect.name)
         await session.execute(
@@ -356,16 +348,7 @@ async def apply_parked_statuses(session: AsyncSession, limit: int = 500) -> int:
             message, pending.status, pending.occurred_at, pending.error_code, pending.error_title
         ):
             applied += 1
-            queue_event(
-                session,
-                "message.updated",
-                {
-                    "message_id": message.id,
-                    "conversation_id": message.conversation_id,
-                    "inbox_id": message.inbox_id,
-                    "status": message.status,
-                },
-            )
+            queue_message_updated(session, message)
         await session.delete(pending)
     return applied
 
@@ -388,14 +371,5 @@ async def apply_parked_for(session: AsyncSession, message: Message) -> None:
         if advance_status(
             message, pending.status, pending.occurred_at, pending.error_code, pending.error_title
         ):
-            queue_event(
-                session,
-                "message.updated",
-                {
-                    "message_id": message.id,
-                    "conversation_id": message.conversation_id,
-                    "inbox_id": message.inbox_id,
-                    "status": message.status,
-                },
-            )
+            queue_message_updated(session, message)
         await session.delete(pending)

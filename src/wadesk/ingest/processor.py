@@ -8,8 +8,6 @@ the work and a process that dies releases its rows with its connection.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 from collections import defaultdict
@@ -22,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wadesk.background import BackgroundLoop
 from wadesk.channels.base import InboundMessage, StatusUpdate
 from wadesk.channels.whatsapp.parse import ParseError, parse_webhook
 from wadesk.conversations.inbound import apply_parked_statuses, apply_statuses, store_inbound
@@ -53,7 +52,9 @@ class BatchOutcome:
     problems: dict[int, list[str]] = field(default_factory=dict)
 
 
-class DeliveryProcessor:
+class DeliveryProcessor(BackgroundLoop):
+    name = "ingest.processor"
+
     def __init__(
         self,
         db: Database,
@@ -62,33 +63,20 @@ class DeliveryProcessor:
         batch_size: int = 200,
         sweep_seconds: float = 30.0,
     ) -> None:
+        super().__init__()
         self._db = db
         self._registry = registry
         self._batch_size = batch_size
-        self._sweep_seconds = sweep_seconds
-        self._wake = asyncio.Event()
+        # Idle, it sweeps for deliveries another (crashed) process left behind.
+        self.idle_seconds = sweep_seconds
         self.on_media_pending: list[Any] = []
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run_forever(self) -> None:
-        """Process until cancelled; sleeps until woken or until the next sweep."""
-        while True:
-            self._wake.clear()
-            try:
-                await self.process_available()
-                async with self._db.session() as session:
-                    await apply_parked_statuses(session)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # The database may be down: deliveries stay pending and are retried.
-                log.exception("ingest.processor_error")
-                await asyncio.sleep(1.0)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._sweep_seconds)
+    async def run_once(self) -> int:
+        """Everything pending now, then parked statuses whose message has appeared."""
+        outcome = await self.process_available()
+        async with self._db.session() as session:
+            await apply_parked_statuses(session)
+        return outcome.deliveries
 
     async def process_available(self) -> BatchOutcome:
         total = BatchOutcome()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import mimetypes
 
@@ -11,11 +10,13 @@ import httpx
 import structlog
 from sqlalchemy import select
 
+from wadesk.background import BackgroundLoop
 from wadesk.channels.base import ChannelSendError
 from wadesk.channels.whatsapp.client import WhatsAppClient
 from wadesk.config import Settings
+from wadesk.conversations.events import queue_message_updated
 from wadesk.conversations.models import Message
-from wadesk.db import Database, queue_event
+from wadesk.db import Database
 from wadesk.inboxes.models import Inbox
 from wadesk.media.store import MediaStore
 
@@ -23,33 +24,18 @@ log = structlog.get_logger(__name__)
 MAX_MEDIA_ATTEMPTS = 5
 
 
-class MediaFetcher:
+class MediaFetcher(BackgroundLoop):
+    name = "media.fetcher"
+    idle_seconds = 10.0
+
     def __init__(
         self, db: Database, settings: Settings, http: httpx.AsyncClient, store: MediaStore
     ) -> None:
+        super().__init__()
         self._db = db
         self._settings = settings
         self._http = http
         self._store = store
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def run_forever(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                done = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("media.fetcher_error")
-                done = 0
-                await asyncio.sleep(1.0)
-            if done == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=10.0)
 
     async def run_once(self, limit: int = 20) -> int:
         async with self._db.session() as session:
@@ -112,12 +98,4 @@ class MediaFetcher:
                 log.warning("media.failed", message_id=message_id, error=error)
             else:
                 return
-            queue_event(
-                session,
-                "message.updated",
-                {
-                    "message_id": message.id,
-                    "conversation_id": message.conversation_id,
-                    "inbox_id": message.inbox_id,
-                },
-            )
+            queue_message_updated(session, message)

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import socket
 import uuid
@@ -26,10 +25,12 @@ import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wadesk.background import BackgroundLoop
 from wadesk.channels.base import ChannelSendError, OutboundMessage
 from wadesk.channels.whatsapp.client import WhatsAppClient
 from wadesk.channels.whatsapp.errors import human_reason
 from wadesk.config import Settings
+from wadesk.conversations.events import queue_message_updated
 from wadesk.conversations.inbound import apply_parked_for
 from wadesk.conversations.models import Message
 from wadesk.db import Database, queue_event, utcnow
@@ -69,40 +70,17 @@ def backoff_seconds(
     return max(retry_after or 0.0, random.uniform(ceiling / 2, ceiling))
 
 
-class OutboxWorker:
+class OutboxWorker(BackgroundLoop):
+    name = "outbox.worker"
+
     def __init__(self, db: Database, settings: Settings, http: httpx.AsyncClient) -> None:
+        super().__init__()
         self._db = db
         self._settings = settings
         self._http = http
         self._pacer = Pacer()
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self.idle_seconds = settings.outbox_poll_seconds
         self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        """Finish what is claimed, then return from run_forever."""
-        self._stopping = True
-        self._wake.set()
-
-    async def run_forever(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                sent = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox.worker_error")
-                await asyncio.sleep(1.0)
-                continue
-            if sent == 0 and not self._stopping:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wake.wait(), timeout=self._settings.outbox_poll_seconds
-                    )
 
     async def run_once(self) -> int:
         """Claim one batch and send it. Returns the number of rows handled."""
@@ -283,16 +261,7 @@ class OutboxWorker:
                 message.sent_at = message.sent_at or utcnow()
                 await session.flush()
                 await apply_parked_for(session, message)
-                queue_event(
-                    session,
-                    "message.updated",
-                    {
-                        "message_id": message.id,
-                        "conversation_id": message.conversation_id,
-                        "inbox_id": message.inbox_id,
-                        "status": message.status,
-                    },
-                )
+                queue_message_updated(session, message)
             await self._finish(session, item, "done", None)
         MESSAGES_SENT.inc()
         return None
@@ -332,16 +301,7 @@ class OutboxWorker:
                 message.failed_at = utcnow()
                 message.error_code = error.code[:20]
                 message.error_title = human_reason(error.code, error.title)[:500]
-                queue_event(
-                    session,
-                    "message.updated",
-                    {
-                        "message_id": message.id,
-                        "conversation_id": message.conversation_id,
-                        "inbox_id": message.inbox_id,
-                        "status": "failed",
-                    },
-                )
+                queue_message_updated(session, message)
             if error.account_problem:
                 inbox = await session.get(Inbox, item.inbox_id)
                 if inbox is not None and not inbox.needs_attention:
