@@ -41,22 +41,20 @@ async def resolve_whatsapp_senders(
         if to_create:
             now = utcnow()
             name_by_key = {keys[w]: senders[w] for w in senders}
+            # executemany of one cached statement, not a freshly compiled multi-row VALUES
             await session.execute(
-                insert(Contact)
-                .values(
-                    [
-                        {
-                            "name": _clip(name_by_key.get(key), 200),
-                            "phone_key": key,
-                            "phone_e164": e164_from_wa_id(key),
-                            "attributes": {},
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                        for key in to_create
-                    ]
-                )
-                .on_conflict_do_nothing(index_elements=["phone_key"])
+                insert(Contact.__table__).on_conflict_do_nothing(index_elements=["phone_key"]),
+                [
+                    {
+                        "name": _clip(name_by_key.get(key), 200),
+                        "phone_key": key,
+                        "phone_e164": e164_from_wa_id(key),
+                        "attributes": {},
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for key in to_create
+                ],
             )
             rows = await session.execute(
                 select(Contact.phone_key, Contact.id).where(Contact.phone_key.in_(to_create))
@@ -67,21 +65,20 @@ async def resolve_whatsapp_senders(
         address_by_key = {keys[w]: w for w in senders}
         now = utcnow()
         await session.execute(
-            insert(ContactIdentity)
-            .values(
-                [
-                    {
-                        "contact_id": contact_by_key[key],
-                        "channel_type": "whatsapp",
-                        "identity_key": key,
-                        "address": address_by_key[key],
-                        "profile_name": _clip(senders[address_by_key[key]], 200),
-                        "created_at": now,
-                    }
-                    for key in missing
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["channel_type", "identity_key"])
+            insert(ContactIdentity.__table__).on_conflict_do_nothing(
+                index_elements=["channel_type", "identity_key"]
+            ),
+            [
+                {
+                    "contact_id": contact_by_key[key],
+                    "channel_type": "whatsapp",
+                    "identity_key": key,
+                    "address": address_by_key[key],
+                    "profile_name": _clip(senders[address_by_key[key]], 200),
+                    "created_at": now,
+                }
+                for key in missing
+            ],
         )
         found.update(await _identities_by_key(session, set(missing)))
     # Replies go to the address the customer last wrote from.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, select, update
+from sqlalchemy import Table, and_, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.channels.base import InboundMessage, StatusUpdate
@@ -113,11 +113,12 @@ async def store_inbound(
                 "created_at": now,
             }
         )
+    messages = cast(Table, Message.__table__)
     result = await session.execute(
-        insert(Message)
-        .values(rows)
+        insert(messages)
         .on_conflict_do_nothing(index_elements=["inbox_id", "external_id"])
-        .returning(Message.id, Message.external_id, Message.conversation_id)
+        .returning(messages.c.id, messages.c.external_id, messages.c.conversation_id),
+        rows,
     )
     inserted = result.all()
     outcome.created = len(inserted)
@@ -211,26 +212,23 @@ async def _active_conversations(
         insert = insert_for(session.bind.dialect.name)
         now = utcnow()
         await session.execute(
-            insert(Conversation)
-            .values(
-                [
-                    {
-                        "inbox_id": inbox_id,
-                        "contact_id": cid,
-                        "status": "open",
-                        "priority": "none",
-                        "unread_count": 0,
-                        "last_activity_at": now,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for cid in missing
-                ]
-            )
-            .on_conflict_do_nothing(
+            insert(Conversation.__table__).on_conflict_do_nothing(
                 index_elements=["inbox_id", "contact_id"],
-                index_where=Conversation.status != "resolved",
-            )
+                index_where=text("status != 'resolved'"),
+            ),
+            [
+                {
+                    "inbox_id": inbox_id,
+                    "contact_id": cid,
+                    "status": "open",
+                    "priority": "none",
+                    "unread_count": 0,
+                    "last_activity_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for cid in missing
+            ],
         )
         found = await load()
         for cid in missing:
@@ -282,9 +280,10 @@ async def apply_statuses(
     if parked:
         insert = insert_for(session.bind.dialect.name)
         await session.execute(
-            insert(PendingStatus)
-            .values(parked)
-            .on_conflict_do_nothing(index_elements=["inbox_id", "external_id", "status"])
+            insert(PendingStatus.__table__).on_conflict_do_nothing(
+                index_elements=["inbox_id", "external_id", "status"]
+            ),
+            parked,
         )
         outcome.statuses_pending = len(parked)
     return outcome

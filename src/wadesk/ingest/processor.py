@@ -12,11 +12,12 @@ import hashlib
 import hmac
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 import orjson
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -94,15 +95,22 @@ class DeliveryProcessor(BackgroundLoop):
     async def process_batch(self) -> BatchOutcome:
         outcome = BatchOutcome()
         async with self._db.session() as session:
+            table = cast(Table, WebhookDelivery.__table__)
             query = (
-                select(WebhookDelivery)
-                .where(WebhookDelivery.status == "pending")
-                .order_by(WebhookDelivery.id)
+                select(
+                    table.c.id,
+                    table.c.channel_type,
+                    table.c.body,
+                    table.c.signature,
+                    table.c.received_at,
+                )
+                .where(table.c.status == "pending")
+                .order_by(table.c.id)
                 .limit(self._batch_size)
             )
             if not self._db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
-            deliveries = list((await session.scalars(query)).all())
+            deliveries = [StoredDelivery(*row) for row in (await session.execute(query)).tuples()]
             if not deliveries:
                 return outcome
             outcome.deliveries = len(deliveries)
@@ -116,15 +124,8 @@ class DeliveryProcessor(BackgroundLoop):
                     except DATA_ERRORS as exc:
                         log.warning("ingest.delivery_unstorable", delivery_id=delivery.id)
                         outcome.problems[delivery.id] = [f"cannot be stored: {type(exc).__name__}"]
-            now = utcnow()
-            for delivery in deliveries:
-                problems = outcome.problems.get(delivery.id)
-                delivery.attempts += 1
-                delivery.processed_at = now
-                delivery.status = "unprocessable" if problems else "processed"
-                delivery.error = "\n".join(problems)[:4000] if problems else None
-                PROCESSING_LATENCY.observe((now - delivery.received_at).total_seconds())
-            outcome.unprocessable = sum(1 for d in deliveries if d.status == "unprocessable")
+            await _mark_done(session, deliveries, outcome.problems)
+            outcome.unprocessable = len(outcome.problems)
         DELIVERIES_PROCESSED.labels("processed").inc(outcome.deliveries - outcome.unprocessable)
         DELIVERIES_PROCESSED.labels("unprocessable").inc(outcome.unprocessable)
         MESSAGES_RECEIVED.inc(outcome.messages)
@@ -136,7 +137,7 @@ class DeliveryProcessor(BackgroundLoop):
         return outcome
 
     async def _in_savepoint(
-        self, session: AsyncSession, deliveries: list[WebhookDelivery], outcome: BatchOutcome
+        self, session: AsyncSession, deliveries: list[StoredDelivery], outcome: BatchOutcome
     ) -> None:
         events: list[Any] = session.sync_session.info.setdefault("wadesk_events", [])
         mark = len(events)
@@ -154,7 +155,7 @@ class DeliveryProcessor(BackgroundLoop):
         outcome.problems.update(part.problems)
 
     async def _process(
-        self, session: AsyncSession, deliveries: list[WebhookDelivery], outcome: BatchOutcome
+        self, session: AsyncSession, deliveries: list[StoredDelivery], outcome: BatchOutcome
     ) -> None:
         inbound: dict[int, list[InboundMessage]] = defaultdict(list)
         statuses: dict[int, list[StatusUpdate]] = defaultdict(list)
@@ -191,7 +192,7 @@ class DeliveryProcessor(BackgroundLoop):
     async def _route(
         self,
         session: AsyncSession,
-        delivery: WebhookDelivery,
+        delivery: StoredDelivery,
         account_id: str,
         problems: list[str],
     ) -> int | None:
@@ -209,7 +210,51 @@ class DeliveryProcessor(BackgroundLoop):
         return inbox.id
 
 
-def _signed_by(delivery: WebhookDelivery, app_secret: str) -> bool:
+@dataclass(frozen=True, slots=True)
+class StoredDelivery:
+    """What processing needs of a stored delivery (read with Core: no ORM identity map)."""
+
+    id: int
+    channel_type: str
+    body: bytes
+    signature: str | None
+    received_at: datetime
+
+
+async def _mark_done(
+    session: AsyncSession, deliveries: list[StoredDelivery], problems: dict[int, list[str]]
+) -> None:
+    now = utcnow()
+    table = cast(Table, WebhookDelivery.__table__)
+    processed = [d.id for d in deliveries if d.id not in problems]
+    if processed:
+        await session.execute(
+            update(table)
+            .where(table.c.id.in_(processed))
+            .values(status="processed", processed_at=now, attempts=table.c.attempts + 1, error=None)
+        )
+    unprocessable = [
+        {"did": d.id, "error": "\n".join(problems[d.id])[:4000]}
+        for d in deliveries
+        if d.id in problems
+    ]
+    if unprocessable:
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("did"))
+            .values(
+                status="unprocessable",
+                processed_at=now,
+                attempts=table.c.attempts + 1,
+                error=bindparam("error"),
+            ),
+            unprocessable,
+        )
+    for delivery in deliveries:
+        PROCESSING_LATENCY.observe((now - delivery.received_at).total_seconds())
+
+
+def _signed_by(delivery: StoredDelivery, app_secret: str) -> bool:
     if delivery.signature is None:  # stored by an admin replay or import: trusted
         return True
     expected = "sha256=" + hmac.new(app_secret.encode(), delivery.body, hashlib.sha256).hexdigest()
