@@ -7,6 +7,7 @@ in this process invalidates them at once, other processes see it within the TTL.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ class InboxRegistry:
         self._ttl = ttl_seconds
         self._loaded_at = 0.0
         self._items: list[InboxCredentials] = []
+        self._loading = asyncio.Lock()
 
     def invalidate(self) -> None:
         self._loaded_at = 0.0
@@ -41,11 +43,14 @@ class InboxRegistry:
         """The inboxes, reloaded when stale. Pass the caller's session when it holds one: on
         SQLite the pool has a single connection, and a second session would wait forever."""
         if time.monotonic() - self._loaded_at > self._ttl:
-            if session is None:
-                async with self._db.session() as own:
-                    await self._load(own)
-            else:
+            if session is not None:
                 await self._load(session)
+                return self._items
+            # Under load, many requests find the cache stale at once: one of them reloads.
+            async with self._loading:
+                if time.monotonic() - self._loaded_at > self._ttl:
+                    async with self._db.session() as own:
+                        await self._load(own)
         return self._items
 
     async def _load(self, session: AsyncSession) -> None:

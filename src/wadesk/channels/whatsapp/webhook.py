@@ -18,11 +18,12 @@ from wadesk.deps import RuntimeDep
 from wadesk.errors import ApiError
 from wadesk.inboxes.registry import InboxCredentials
 from wadesk.metrics import DELIVERIES_RECEIVED, DELIVERIES_REJECTED
+from wadesk.runtime import Runtime
 
 router = APIRouter(prefix="/webhooks/whatsapp", tags=["webhooks"], include_in_schema=False)
 
 
-async def _candidates(runtime: RuntimeDep, key: str | None) -> list[InboxCredentials]:
+async def _candidates(runtime: Runtime, key: str | None) -> list[InboxCredentials]:
     if key is None:
         return await runtime.registry.by_channel("whatsapp")
     inbox = await runtime.registry.by_webhook_key(key)
@@ -44,7 +45,7 @@ async def _verify(
     return PlainTextResponse(challenge or "")
 
 
-async def _receive(runtime: RuntimeDep, request: Request, key: str | None) -> Response:
+async def _receive(runtime: Runtime, request: Request, key: str | None) -> Response:
     limit = runtime.settings.max_webhook_body_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -88,9 +89,15 @@ async def verify_shared(
     return await _verify(runtime, None, mode, token, challenge)
 
 
-@router.post("")
-async def receive_shared(runtime: RuntimeDep, request: Request) -> Response:
-    return await _receive(runtime, request, None)
+async def receive(request: Request) -> Response:
+    """POST of a delivery. A plain Starlette endpoint: this is the hottest path of the system,
+    and it needs none of FastAPI's dependency or body handling."""
+    runtime = request.app.state.runtime
+    return await _receive(runtime, request, request.path_params.get("key"))
+
+
+router.add_route(router.prefix, receive, methods=["POST"], include_in_schema=False)
+router.add_route(router.prefix + "/{key}", receive, methods=["POST"], include_in_schema=False)
 
 
 @router.get("/{key}")
@@ -102,8 +109,3 @@ async def verify_inbox(
     challenge: Annotated[str | None, Query(alias="hub.challenge")] = None,
 ) -> Response:
     return await _verify(runtime, key, mode, token, challenge)
-
-
-@router.post("/{key}")
-async def receive_inbox(runtime: RuntimeDep, key: str, request: Request) -> Response:
-    return await _receive(runtime, request, key)
