@@ -81,15 +81,19 @@ async def store_inbound(
     await _upgrade_unsupported(session, inbox_id, [unique[e] for e in existing])
     if not fresh:
         return outcome
+    fresh.sort(key=lambda m: (m.timestamp, m.external_id))
     senders = {item.sender: item.sender_name for item in fresh}
     contact_ids = await resolve_whatsapp_senders(session, senders)
-    conversation_ids = await _active_conversations(
-        session, inbox_id, sorted(set(contact_ids.values()))
-    )
+    openings: dict[int, Opening] = {}
+    for item in fresh:
+        cid = contact_ids[item.sender]
+        count = openings[cid].unread if cid in openings else 0
+        openings[cid] = Opening(item.timestamp, preview_of(item.type, item.text), count + 1)
+    conversation_ids, opened = await _active_conversations(session, inbox_id, openings)
     insert = insert_for(session.bind.dialect.name)
     now = utcnow()
     rows: list[dict[str, Any]] = []
-    for item in sorted(fresh, key=lambda m: (m.timestamp, m.external_id)):
+    for item in fresh:
         contact_id = contact_ids[item.sender]
         rows.append(
             {
@@ -130,6 +134,8 @@ async def store_inbound(
             by_conversation[row["conversation_id"]].append(row)
     updates = []
     for conversation_id, conv_rows in sorted(by_conversation.items()):
+        if conversation_id in opened:
+            continue  # opened just now with these very values
         last = conv_rows[-1]
         updates.append(
             {
@@ -191,10 +197,21 @@ async def _upgrade_unsupported(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """What a conversation opened by this batch starts with (saves an UPDATE per new one)."""
+
+    last_customer_message_at: datetime
+    preview: str
+    unread: int
+
+
 async def _active_conversations(
-    session: AsyncSession, inbox_id: int, contact_ids: list[int]
-) -> dict[int, int]:
-    """The unresolved conversation of each contact in this inbox, opening one where needed."""
+    session: AsyncSession, inbox_id: int, openings: dict[int, Opening]
+) -> tuple[dict[int, int], set[int]]:
+    """The unresolved conversation of each contact in this inbox, opening one where needed.
+    Returns contact id -> conversation id, and the ids of the conversations opened here."""
+    contact_ids = sorted(openings)
 
     async def load() -> dict[int, int]:
         rows = await session.execute(
@@ -208,36 +225,45 @@ async def _active_conversations(
 
     found = await load()
     missing = [cid for cid in contact_ids if cid not in found]
-    if missing:
-        insert = insert_for(session.bind.dialect.name)
-        now = utcnow()
-        await session.execute(
-            insert(Conversation.__table__).on_conflict_do_nothing(
-                index_elements=["inbox_id", "contact_id"],
-                index_where=text("status != 'resolved'"),
-            ),
-            [
-                {
-                    "inbox_id": inbox_id,
-                    "contact_id": cid,
-                    "status": "open",
-                    "priority": "none",
-                    "unread_count": 0,
-                    "last_activity_at": now,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for cid in missing
-            ],
+    if not missing:
+        return found, set()
+    insert = insert_for(session.bind.dialect.name)
+    now = utcnow()
+    table = cast(Table, Conversation.__table__)
+    result = await session.execute(
+        insert(table)
+        .on_conflict_do_nothing(
+            index_elements=["inbox_id", "contact_id"],
+            index_where=text("status != 'resolved'"),
         )
+        .returning(table.c.contact_id, table.c.id),
+        [
+            {
+                "inbox_id": inbox_id,
+                "contact_id": cid,
+                "status": "open",
+                "priority": "none",
+                "unread_count": openings[cid].unread,
+                "last_customer_message_at": openings[cid].last_customer_message_at,
+                "last_message_preview": openings[cid].preview,
+                "last_activity_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for cid in missing
+        ],
+    )
+    opened = {int(c): int(i) for c, i in result.tuples()}
+    if len(opened) < len(missing):  # another process opened some first: use theirs
         found = await load()
-        for cid in missing:
-            queue_event(
-                session,
-                "conversation.created",
-                {"conversation_id": found[cid], "inbox_id": inbox_id},
-            )
-    return found
+    found.update(opened)
+    for cid, conversation_id in opened.items():
+        queue_event(
+            session,
+            "conversation.created",
+            {"conversation_id": conversation_id, "inbox_id": inbox_id, "contact_id": cid},
+        )
+    return found, set(opened.values())
 
 
 async def apply_statuses(
