@@ -286,7 +286,13 @@ def upgrade() -> None:
             sqlite_where=sa.text("status = 'pending'"),
             postgresql_where=sa.text("status = 'pending'"),
         )
-        batch_op.create_index("ix_webhook_deliveries_status", ["status", "id"], unique=False)
+        batch_op.create_index(
+            "ix_webhook_deliveries_unprocessable",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("status = 'unprocessable'"),
+            postgresql_where=sa.text("status = 'unprocessable'"),
+        )
 
     op.create_table(
         "conversation_labels",
@@ -466,7 +472,11 @@ def downgrade() -> None:
 
     op.drop_table("conversation_labels")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
-        batch_op.drop_index("ix_webhook_deliveries_status")
+        batch_op.drop_index(
+            "ix_webhook_deliveries_unprocessable",
+            sqlite_where=sa.text("status = 'unprocessable'"),
+            postgresql_where=sa.text("status = 'unprocessable'"),
+        )
         batch_op.drop_index(
             "ix_webhook_deliveries_pending",
             sqlite_where=sa.text("status = 'pending'"),
