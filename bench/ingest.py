@@ -131,7 +131,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", args.database):
         parser.error("--database: lower-case letters, digits and underscores only")
-    durations = (4.0, 6.0, 6.0, 15.0) if args.quick else (15.0, 20.0, 20.0, 60.0)
+    durations = (3.0, 5.0, 5.0, 15.0) if args.quick else (15.0, 20.0, 20.0, 60.0)
     given = (args.ceiling_seconds, args.max_seconds, args.latency_seconds, args.sustain_seconds)
     ceiling, maximum, latency, sustain = (
         default if value is None else value for value, default in zip(given, durations, strict=True)

@@ -25,7 +25,7 @@ from typing import cast
 
 REQUEST_TIMEOUT_S = 30.0
 RECONNECT_PAUSE_S = 0.05
-TAIL_S = 10.0  # open loop: how long answers are awaited after the last request was due
+TAIL_S = 10.0  # open loop: answers are awaited this long (at most) after the last one was due
 HEADER_END = b"\r\n\r\n"
 
 # index of the request in its run -> the raw HTTP request
@@ -211,37 +211,50 @@ async def open_loop(
     concurrency: int,
     live: LoadResult | None = None,
 ) -> LoadResult:
-    """Request ``i`` is due at ``i / rate`` s; at most ``concurrency`` are in flight, the rest
-    wait for a connection (and that wait counts in their latency). ``live``, if given, is
-    the result filled in as the run goes (to watch it) and returned.
+    """Request ``i`` is due at ``i / rate`` s; at most ``concurrency`` are in flight, the next
+    one waits here for a connection (and that wait counts in its latency). ``live``, if
+    given, is the result filled in as the run goes (to watch it) and returned.
 
     A server slower than ``rate`` makes requests queue here; to keep the run bounded, those
-    still unanswered ``TAIL_S`` after the last one was due are abandoned and counted in
-    ``unanswered`` (their latency, unknown, is left out of the percentiles).
+    not answered ``TAIL_S`` (or half the run, if shorter) after the last one was due are
+    abandoned and counted in
+    ``unanswered`` (their latency, unknown, is left out of the percentiles). Requests wait
+    in this loop, not as tasks, so that an overloaded server costs the generator nothing.
     """
     run = _Run(host, port, make_request, live)
     idle: asyncio.Queue[HttpConnection] = asyncio.Queue()
     for connection in await run.connect(concurrency):
         idle.put_nowait(connection)
 
-    async def one(index: int, due: float) -> None:
-        connection = await idle.get()
+    async def one(connection: HttpConnection, index: int, due: float) -> None:
         idle.put_nowait(await run.send(connection, index, due))
 
     run.begin()
+    total = round(rate * seconds)
+    deadline = run.started + seconds + min(TAIL_S, seconds / 2)
     in_flight: set[asyncio.Task[None]] = set()
-    for index in range(round(rate * seconds)):
+    dispatched = 0
+    for index in range(total):
         due = run.started + index / rate
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(one(index, due))
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.perf_counter())):
+                connection = await idle.get()
+        except TimeoutError:
+            break
+        task = asyncio.create_task(one(connection, index, due))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
+        dispatched += 1
+    unanswered: set[asyncio.Task[None]] = set()
     if in_flight:
-        _, unanswered = await asyncio.wait(in_flight, timeout=TAIL_S)
+        _, unanswered = await asyncio.wait(
+            in_flight, timeout=max(0.0, deadline - time.perf_counter())
+        )
         for task in unanswered:
             task.cancel()
         await asyncio.gather(*unanswered, return_exceptions=True)
-        run.result.unanswered = len(unanswered)
+    run.result.unanswered = total - dispatched + len(unanswered)
     return run.end()

@@ -18,8 +18,12 @@ from loadgen import HttpConnection, ResponseError
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
+PROBE_TIMEOUT_S = 2.0
+SETTLE_SAMPLE_S = 0.5
+IDLE_CORES = 0.05  # a server using less CPU than this is taken as started and idle
 STOP_TIMEOUT_S = 30.0  # wadesk shuts down gracefully within 25 s
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+TAIL_LINES = 40  # of a failed command's output, in the error
 
 
 class ServerError(RuntimeError):
@@ -90,7 +94,8 @@ def run_command(argv: list[str], env: Mapping[str, str], cwd: Path) -> str:
     """Run a command to completion; its stdout, or ServerError with its output."""
     done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise ServerError(f"{' '.join(argv[:3])} failed:\n{done.stdout}\n{done.stderr}")
+        output = "\n".join(f"{done.stdout}\n{done.stderr}".splitlines()[-TAIL_LINES:])
+        raise ServerError(f"{' '.join(argv[:3])} failed:\n{output}")
     return done.stdout
 
 
@@ -113,7 +118,9 @@ async def serving(
         )
     try:
         await _wait_until_up(process, port, *probe)
-        yield Server(process, port)
+        server = Server(process, port)
+        await _wait_until_settled(server)
+        yield server
     except ServerError as exc:
         raise ServerError(f"{exc}\n--- {log} ---\n{_tail(log)}") from None
     finally:
@@ -129,16 +136,30 @@ async def _wait_until_up(
         if process.poll() is not None:
             raise ServerError(f"the server exited with status {process.returncode}")
         try:
-            connection = await HttpConnection.open(HOST, port)
-            try:
-                if await connection.request(probe) == status:
-                    return
-            finally:
-                connection.close()
-        except (OSError, ResponseError):
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                connection = await HttpConnection.open(HOST, port)
+                try:
+                    if await connection.request(probe) == status:
+                        return
+                finally:
+                    connection.close()
+        except (OSError, ResponseError, TimeoutError):
             pass
         await asyncio.sleep(0.2)
     raise ServerError(f"no answer {status} on {path} within {START_TIMEOUT_S:.0f} s")
+
+
+async def _wait_until_settled(server: Server) -> None:
+    """Once one worker answers, the others may still be starting (importing, building the
+    app): wait until the server's processes are idle, as workers without requests are."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    used = server.cpu_times().server_s
+    while time.monotonic() < deadline:
+        await asyncio.sleep(SETTLE_SAMPLE_S)
+        before, used = used, server.cpu_times().server_s
+        if used - before < SETTLE_SAMPLE_S * IDLE_CORES:
+            return
+    raise ServerError(f"the server was still busy {START_TIMEOUT_S:.0f} s after answering")
 
 
 async def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -153,5 +174,5 @@ async def _stop(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+def _tail(path: Path) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-TAIL_LINES:])

@@ -430,3 +430,25 @@ async def test_two_processes_racing_over_the_same_deliveries_store_each_message_
     assert await count(live, Contact) == 100
     assert await count(live, Conversation) == 100
     assert await count(live, WebhookDelivery, WebhookDelivery.status == "processed") == 300
+
+
+async def test_many_batches_on_one_connection_keep_working(live, settings):
+    """PostgreSQL switches a prepared statement to a generic plan at its 6th execution; an
+    ON CONFLICT or partial-index predicate given as a bound parameter then stops matching."""
+    from wadesk.runtime import Runtime
+
+    inbox = await create_inbox(live)
+    runtime = Runtime(settings, run_workers=False)
+    runtime.processor._batch_size = 3
+    try:
+        for round_ in range(8):
+            for i in range(3):
+                n = round_ * 3 + i
+                body = json.dumps(envelope([text_message(f"1415777{n:04d}", f"wamid.gen{n}", "hi")])).encode()
+                await runtime.writer.store(channel_type="whatsapp", inbox_id=inbox["id"], body=body, signature=sign(body, APP_SECRET))
+            await runtime.processor.process_available()
+    finally:
+        await runtime.close()
+    await settle(live)
+    assert await count(live, Conversation) == 24
+    assert await count(live, WebhookDelivery, WebhookDelivery.status == "processed") == 24

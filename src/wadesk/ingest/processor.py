@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import orjson
 import structlog
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -104,7 +104,9 @@ class DeliveryProcessor(BackgroundLoop):
                     table.c.signature,
                     table.c.received_at,
                 )
-                .where(table.c.status == "pending")
+                # A literal, not a bound parameter: a prepared statement's generic plan must
+                # still see that it matches the partial index of pending deliveries.
+                .where(text("status = 'pending'"))
                 .order_by(table.c.id)
                 .limit(self._batch_size)
             )

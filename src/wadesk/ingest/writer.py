@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 
 from wadesk.db import Database, utcnow
 from wadesk.ingest.models import WebhookDelivery
@@ -54,7 +54,9 @@ class DeliveryWriter:
             del self._pending[:MAX_ROWS_PER_FLUSH]
             try:
                 async with self._db.session() as session:
-                    await session.execute(insert(WebhookDelivery), [row for row, _ in batch])
+                    await session.execute(
+                        insert(cast(Table, WebhookDelivery.__table__)), [row for row, _ in batch]
+                    )
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():

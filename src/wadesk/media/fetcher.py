@@ -8,7 +8,7 @@ import mimetypes
 
 import httpx
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from wadesk.background import BackgroundLoop
 from wadesk.channels.base import ChannelSendError
@@ -43,7 +43,7 @@ class MediaFetcher(BackgroundLoop):
                 await session.execute(
                     select(Message.id, Message.media_id, Message.media_attempts, Inbox)
                     .join(Inbox, Inbox.id == Message.inbox_id)
-                    .where(Message.media_status == "pending")
+                    .where(text("messages.media_status = 'pending'"))
                     .order_by(Message.id)
                     .limit(limit)
                 )

@@ -22,7 +22,7 @@ from datetime import timedelta
 
 import httpx
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.background import BackgroundLoop
@@ -101,7 +101,8 @@ class OutboxWorker(BackgroundLoop):
         async with self._db.session() as session:
             query = (
                 select(OutboxItem.id, OutboxItem.inbox_id, OutboxItem.recipient)
-                .where(OutboxItem.state == "pending", OutboxItem.next_attempt_at <= now)
+                # Literal state: the generic plan must match the partial index of due rows.
+                .where(text("outbox.state = 'pending'"), OutboxItem.next_attempt_at <= now)
                 .order_by(OutboxItem.id)
                 .limit(self._settings.outbox_batch_size)
             )
