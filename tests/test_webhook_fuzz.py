@@ -29,7 +29,9 @@ async def test_fuzzed_signed_webhooks_are_acknowledged_or_refused_never_crash(li
         bodies = [json.dumps(body).encode(), raw]
         with httpx.Client(timeout=30) as client:
             for content in bodies:
-                response = client.post(url, content=content, headers={"X-Hub-Signature-256": sign(content, APP_SECRET)})
+                response = client.post(
+                    url, content=content, headers={"X-Hub-Signature-256": sign(content, APP_SECRET)}
+                )
                 assert response.status_code in (200, 400, 413), response.text
                 statuses.append(response.status_code)
 
@@ -37,9 +39,22 @@ async def test_fuzzed_signed_webhooks_are_acknowledged_or_refused_never_crash(li
     await settle(live)
     assert 200 in statuses and 400 in statuses
     # The pipeline is still healthy: a normal message after the storm is stored.
-    await post_signed(live.client, url, envelope([text_message("14155550099", "wamid.after", "still fine")]))
+    await post_signed(
+        live.client, url, envelope([text_message("14155550099", "wamid.after", "still fine")])
+    )
     await settle(live)
     async with live.runtime.db.session() as session:
-        assert await session.scalar(select(func.count()).select_from(Message).where(Message.external_id == "wamid.after")) == 1
-        pending = await session.scalar(select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "pending"))
+        assert (
+            await session.scalar(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.external_id == "wamid.after")
+            )
+            == 1
+        )
+        pending = await session.scalar(
+            select(func.count())
+            .select_from(WebhookDelivery)
+            .where(WebhookDelivery.status == "pending")
+        )
     assert pending == 0

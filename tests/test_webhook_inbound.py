@@ -444,8 +444,15 @@ async def test_many_batches_on_one_connection_keep_working(live, settings):
         for round_ in range(8):
             for i in range(3):
                 n = round_ * 3 + i
-                body = json.dumps(envelope([text_message(f"1415777{n:04d}", f"wamid.gen{n}", "hi")])).encode()
-                await runtime.writer.store(channel_type="whatsapp", inbox_id=inbox["id"], body=body, signature=sign(body, APP_SECRET))
+                body = json.dumps(
+                    envelope([text_message(f"1415777{n:04d}", f"wamid.gen{n}", "hi")])
+                ).encode()
+                await runtime.writer.store(
+                    channel_type="whatsapp",
+                    inbox_id=inbox["id"],
+                    body=body,
+                    signature=sign(body, APP_SECRET),
+                )
             await runtime.processor.process_available()
     finally:
         await runtime.close()

@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from wadesk import __version__
+from wadesk.accounts.api import router as accounts_router
+from wadesk.audit.api import router as audit_router
 from wadesk.channels.whatsapp.webhook import router as whatsapp_webhook_router
 from wadesk.config import Settings, get_settings
 from wadesk.contacts.api import router as contacts_router
@@ -16,8 +18,11 @@ from wadesk.errors import install_error_handlers
 from wadesk.health import router as health_router
 from wadesk.inboxes.api import router as inboxes_router
 from wadesk.ingest.api import router as ingest_router
+from wadesk.links.api import router as links_router
+from wadesk.links.public import install_public_links
 from wadesk.logging import configure_logging
 from wadesk.runtime import Runtime
+from wadesk.web import install as install_web
 
 API_DESCRIPTION = """
 The wadesk REST API. Authenticate with `Authorization: Bearer <token>` (create one with
@@ -39,6 +44,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        await links.start()
         if settings.simulator_enabled:
             from wadesk.demo import start_embedded_simulator
 
@@ -46,6 +52,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         try:
             yield
         finally:
+            await links.stop()  # the clicks counted in memory are written first
             await runtime.stop()
             if settings.simulator_enabled:
                 await app.state.simulator.aclose()
@@ -62,8 +69,19 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(whatsapp_webhook_router)
-    for router in (contacts_router, conversations_router, inboxes_router, ingest_router):
+    for router in (
+        contacts_router,
+        conversations_router,
+        inboxes_router,
+        ingest_router,
+        links_router,
+    ):
         app.include_router(router, prefix="/api/v1")
+    for router in (accounts_router, audit_router):
+        app.include_router(router, prefix="/api/v1")
+    install_web(app, settings)
+    # Last: its middleware is then the outermost, so a short link skips the others.
+    links = install_public_links(app, runtime)
     if settings.simulator_enabled:
         from wadesk.demo import mount_embedded_simulator
 

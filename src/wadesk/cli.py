@@ -25,6 +25,7 @@ from wadesk.accounts.models import User
 from wadesk.audit.actions import Actor
 from wadesk.config import Settings, get_settings
 from wadesk.db import Database
+from wadesk.links.commands import links_app
 
 app = typer.Typer(help="wadesk: WhatsApp-first customer service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -33,6 +34,7 @@ token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 inbox_app = typer.Typer(help="Inboxes (connected channels).", no_args_is_help=True)
 deliveries_app = typer.Typer(help="Stored webhook deliveries.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo that `make run` starts.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 for sub, name in (
     (db_app, "db"),
     (user_app, "user"),
@@ -40,8 +42,10 @@ for sub, name in (
     (inbox_app, "inbox"),
     (deliveries_app, "deliveries"),
     (demo_app, "demo"),
+    (audit_app, "audit"),
 ):
     app.add_typer(sub, name=name)
+app.add_typer(links_app, name="links")
 
 console = Console()
 err = Console(stderr=True)
@@ -150,6 +154,120 @@ def user_create(
     except AccountError as exc:
         _fail(str(exc))
     console.print(json.dumps({"id": user_id, "email": email.strip().lower(), "role": role}))
+
+
+async def _user_by_email(session: Any, email: str) -> User:
+    user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise AccountError(f"no user with email {email}")
+    assert isinstance(user, User)
+    return user
+
+
+def _user_change(email: str, change: Callable[[Any, User], Awaitable[object]]) -> object:
+    async def work(db: Database) -> object:
+        async with db.session() as session:
+            return await change(session, await _user_by_email(session, email))
+
+    try:
+        return _run(work)
+    except AccountError as exc:
+        _fail(str(exc))
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """Everyone, with role, status and whether two-step verification is on."""
+    from wadesk.accounts.queries import list_users
+
+    async def work(db: Database) -> list[User]:
+        async with db.session() as session:
+            return await list_users(session)
+
+    table = Table("id", "email", "name", "role", "active", "mfa", "last sign-in")
+    for u in _run(work):
+        table.add_row(
+            str(u.id),
+            u.email,
+            u.name,
+            u.role,
+            "yes" if u.is_active else "no",
+            "on" if u.has_mfa else "off",
+            u.last_sign_in_at.isoformat(timespec="minutes") if u.last_sign_in_at else "never",
+        )
+    console.print(table)
+
+
+@user_app.command("set-role")
+def user_set_role(
+    email: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option(help="admin | supervisor | agent")],
+) -> None:
+    """Change a person's role (audited)."""
+    from wadesk.accounts.actions import do_update_user
+
+    _user_change(email, lambda s, u: do_update_user(s, actor=CLI_ACTOR, user=u, role=role))
+    console.print(f"{email} is now {role}")
+
+
+@user_app.command("deactivate")
+def user_deactivate(email: Annotated[str, typer.Option()]) -> None:
+    """Switch a person off: sessions and tokens end, open conversations return to the queue."""
+    from wadesk.accounts.actions import do_deactivate_user
+
+    summary = _user_change(email, lambda s, u: do_deactivate_user(s, actor=CLI_ACTOR, user=u))
+    console.print(json.dumps(summary))
+
+
+@user_app.command("activate")
+def user_activate(email: Annotated[str, typer.Option()]) -> None:
+    """Let a deactivated person sign in again (their old tokens stay revoked)."""
+    from wadesk.accounts.actions import do_reactivate_user
+
+    _user_change(email, lambda s, u: do_reactivate_user(s, actor=CLI_ACTOR, user=u))
+    console.print(f"{email} is active")
+
+
+@user_app.command("set-password")
+def user_set_password(
+    email: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Set a person's password (asked twice, not echoed); their sessions end."""
+    from wadesk.accounts.actions import do_set_password
+
+    _user_change(email, lambda s, u: do_set_password(s, actor=CLI_ACTOR, user=u, password=password))
+    console.print(f"password set for {email}")
+
+
+@user_app.command("reset-mfa")
+def user_reset_mfa(email: Annotated[str, typer.Option()]) -> None:
+    """Remove a person's two-step verification (lost phone); their sessions end."""
+    from wadesk.accounts.actions import do_reset_mfa
+
+    _user_change(email, lambda s, u: do_reset_mfa(s, actor=CLI_ACTOR, user=u))
+    console.print(f"two-step verification reset for {email}")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit hash chain; exit 1 and name the first broken row if it was tampered."""
+    from wadesk.audit.queries import verify_chain
+
+    key = get_settings().resolved_secret_key()
+
+    async def work(db: Database) -> Any:
+        async with db.session() as session:
+            return await verify_chain(session, key)
+
+    result = _run(work)
+    if result.broken is not None:
+        err.print(
+            f"[red]audit chain broken at row {result.broken.row_id}[/red]: {result.broken.reason}"
+            f" ({result.checked} rows before it verified)"
+        )
+        raise typer.Exit(code=1)
+    console.print(f"audit chain intact: {result.checked} rows, head {result.head}")
 
 
 @token_app.command("create")

@@ -62,11 +62,36 @@ class Settings(BaseSettings):
     # Embedded simulator (make run's demo)
     simulator_enabled: bool = True
 
+    # Click-to-chat links
+    links_base_url: str = ""  # where /c/<slug> is served; default: base_url
+    links_create_per_hour: int = Field(default=60, ge=1)
+    links_click_flush_seconds: float = Field(default=1.0, gt=0)
+    links_cache_seconds: float = Field(default=5.0, ge=0)
+    links_visitor_retention_days: int = Field(default=2, ge=1)
+
+    # Signing in (web sessions, brute-force limits, MFA)
+    session_idle_minutes: int = Field(default=120, ge=1)
+    session_max_hours: int = Field(default=12, ge=1)
+    reauth_minutes: int = Field(default=10, ge=1)
+    password_min_length: int = Field(default=10, ge=8, le=128)
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_ip: int = Field(default=20, ge=1)
+    login_failure_window_minutes: int = Field(default=15, ge=1)
+    login_lock_base_seconds: int = Field(default=30, ge=1)
+    login_lock_max_seconds: int = Field(default=900, ge=1)
+    mfa_policy: Literal["optional", "admins", "everyone"] = "optional"
+    mfa_issuer: str = "wadesk"
+    audit_view_dedup_minutes: int = Field(default=10, ge=0)
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.var_dir / 'wadesk.db').resolve()}"
+
+    @property
+    def resolved_links_base_url(self) -> str:
+        return (self.links_base_url or self.base_url).rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:
@@ -75,6 +100,11 @@ class Settings(BaseSettings):
     @property
     def resolved_media_dir(self) -> Path:
         return self.media_dir or (self.var_dir / "media")
+
+    @property
+    def https(self) -> bool:
+        """Served over https (cookies get Secure and the __Host- prefix, HSTS is sent)."""
+        return self.base_url.lower().startswith("https://")
 
     @property
     def json_logs(self) -> bool:

@@ -1,6 +1,14 @@
 """Imports every table so that Base.metadata is complete (migrations, tests)."""
 
-from wadesk.accounts.models import ApiToken, InboxMember, User
+from wadesk.accounts.models import (
+    ApiToken,
+    InboxMember,
+    LoginThrottle,
+    RecoveryCode,
+    SecurityPolicy,
+    User,
+    UserSession,
+)
 from wadesk.audit.models import AuditEvent
 from wadesk.contacts.models import Contact, ContactIdentity
 from wadesk.conversations.models import (
@@ -13,6 +21,7 @@ from wadesk.conversations.models import (
 )
 from wadesk.inboxes.models import Inbox
 from wadesk.ingest.models import WebhookDelivery
+from wadesk.links.models import Link, LinkAttribution, LinkClickDay, LinkClickVisitor
 from wadesk.outbox.models import OutboxItem
 
 __all__ = [
@@ -26,9 +35,17 @@ __all__ = [
     "Inbox",
     "InboxMember",
     "Label",
+    "Link",
+    "LinkAttribution",
+    "LinkClickDay",
+    "LinkClickVisitor",
+    "LoginThrottle",
     "Message",
     "OutboxItem",
     "PendingStatus",
+    "RecoveryCode",
+    "SecurityPolicy",
     "User",
+    "UserSession",
     "WebhookDelivery",
 ]

@@ -1,11 +1,17 @@
-"""Append-only audit log: who changed what, when, from where."""
+"""Append-only, tamper-evident audit log: who did what, to what, when, from where.
+
+Each row stores the hash of the row before it (``prev_hash``) and its own ``hash``, an HMAC of
+``prev_hash`` and its content (see :mod:`wadesk.audit.chain`). Editing or removing a row breaks
+the chain at that row; ``wadesk audit verify`` names it. On PostgreSQL a trigger refuses
+UPDATE and DELETE on this table.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wadesk.db import Base, BigId, UTCDateTime, utcnow
@@ -13,6 +19,10 @@ from wadesk.db import Base, BigId, UTCDateTime, utcnow
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_target", "target_type", "target_id", "id"),
+        Index("ix_audit_events_actor", "actor_type", "actor_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
@@ -22,4 +32,7 @@ class AuditEvent(Base):
     target_type: Mapped[str | None] = mapped_column(String(40))
     target_id: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

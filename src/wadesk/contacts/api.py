@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wadesk.audit.actions import record_view
 from wadesk.contacts.actions import ContactConflict, do_create_contact, do_update_contact
 from wadesk.contacts.models import Contact
 from wadesk.contacts.phone import InvalidPhone
@@ -72,6 +73,7 @@ async def get(session: SessionDep, principal: Reader, contact_id: int) -> Contac
     contact = await get_contact(session, principal, contact_id)
     if contact is None:
         raise ApiError(404, "not_found", "No such contact.")
+    await record_view(session, principal.actor, "contact", contact.id)
     return (await _out(session, [contact]))[0]
 
 

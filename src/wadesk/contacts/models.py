@@ -22,6 +22,9 @@ class Contact(Base):
     phone_key: Mapped[str | None] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(320), index=True)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Where the contact first came from, and most recently (a link, an ad): links/attribution.py
+    first_source: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    last_source: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

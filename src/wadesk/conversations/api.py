@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.accounts.access import Principal
 from wadesk.accounts.models import InboxMember, User
+from wadesk.audit.actions import record_view
 from wadesk.conversations.actions import (
     Keep,
     SendRefused,
@@ -93,6 +94,7 @@ async def get(
     session: SessionDep, runtime: RuntimeDep, principal: Reader, conversation_id: int
 ) -> ConversationOut:
     conversation = await _conversation_or_404(session, principal, conversation_id)
+    await record_view(session, principal.actor, "conversation", conversation.id)
     return (
         await conversations_out(session, [conversation], runtime.settings.service_window_hours)
     )[0]

@@ -20,6 +20,7 @@ from wadesk.contacts.actions import resolve_whatsapp_senders
 from wadesk.conversations.events import queue_message_updated
 from wadesk.conversations.models import Conversation, Message, PendingStatus
 from wadesk.db import insert_for, queue_event, utcnow
+from wadesk.links.attribution import attribute_new_conversations
 
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
 PREVIEW_BY_TYPE = {
@@ -132,6 +133,23 @@ async def store_inbound(
     for row in rows:
         if row["external_id"] in inserted_ext:
             by_conversation[row["conversation_id"]].append(row)
+    if opened:
+        # Which click-to-chat link or ad brought each new conversation (links/attribution.py).
+        contact_of = {conversation_ids[cid]: cid for cid in openings}
+        await attribute_new_conversations(
+            session,
+            inbox_id,
+            [
+                (
+                    row["conversation_id"],
+                    contact_of[row["conversation_id"]],
+                    row["text"],
+                    row["referral"],
+                )
+                for row in rows
+                if row["conversation_id"] in opened and row["external_id"] in inserted_ext
+            ],
+        )
     updates = []
     for conversation_id, conv_rows in sorted(by_conversation.items()):
         if conversation_id in opened:

@@ -1,0 +1,1 @@
+"""Click-to-chat links: wa.me builder, short links, QR codes, snippets, clicks, attribution."""
