@@ -36,6 +36,7 @@ async def list_contacts(
     session: AsyncSession, principal: Principal, *, q: str | None, after_id: int | None, limit: int
 ) -> list[Contact]:
     query = visible_contacts(principal)
+    q = (q or "").replace("\x00", "")  # PostgreSQL text cannot hold NUL
     if q:
         like = f"%{q.strip().lower()}%"
         conditions = [Contact.name.ilike(like), Contact.email.ilike(like)]

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,7 +69,8 @@ def window_closes_at(conversation: Conversation, hours: int) -> datetime | None:
 
 
 def request_fingerprint(request: SendRequest) -> str:
-    data = orjson.dumps(
+    # The standard json module: content is the client's JSON, integers of any size included.
+    data = json.dumps(
         {
             "type": request.type,
             "text": request.text,
@@ -77,9 +78,10 @@ def request_fingerprint(request: SendRequest) -> str:
             "reply_to": request.reply_to_message_id,
             "media_link": request.media_link,
         },
-        option=orjson.OPT_SORT_KEYS,
+        sort_keys=True,
+        default=str,
     )
-    return hashlib.sha256(data).hexdigest()
+    return hashlib.sha256(data.encode()).hexdigest()
 
 
 async def do_send_message(

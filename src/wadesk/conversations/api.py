@@ -63,7 +63,7 @@ async def list_(
     assignee: Annotated[
         str | None, Query(pattern=r"^(me|none|\d{1,18})$", description="'me', 'none' or a user id")
     ] = None,
-    label: Annotated[str | None, Query(max_length=60)] = None,
+    label: Annotated[str | None, Query(max_length=60, pattern=r"^[^\x00]*$")] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[ConversationOut]:

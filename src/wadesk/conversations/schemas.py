@@ -115,5 +115,5 @@ class MessageCreate(BaseModel):
     ] = "text"
     text: str | None = Field(default=None, max_length=4096)
     content: dict[str, Any] | None = None
-    reply_to_message_id: int | None = Field(default=None, ge=1)
+    reply_to_message_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     media_link: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
