@@ -323,6 +323,11 @@ QR_HEADERS = {
 }
 
 
+def _qr_response(body: str | bytes, slug: str, extension: str, media_type: str) -> Response:
+    headers = {**QR_HEADERS, "Content-Disposition": f'inline; filename="{slug}.{extension}"'}
+    return Response(body, media_type=media_type, headers=headers)
+
+
 @router.get(
     "/{link_id}/qr.svg",
     response_class=Response,
@@ -344,8 +349,7 @@ async def qr_code_svg(
     link = await _link_or_404(session, principal, link_id)
     url = short_url(runtime.settings.resolved_links_base_url, link.slug)
     body = qr_svg(url, ecc=ecc, caption=caption, scale=scale, border=border, dark=dark, light=light)
-    headers = {**QR_HEADERS, "Content-Disposition": f'inline; filename="{link.slug}.svg"'}
-    return Response(body, media_type="image/svg+xml", headers=headers)
+    return _qr_response(body, link.slug, "svg", "image/svg+xml")
 
 
 @router.get(
@@ -369,8 +373,7 @@ async def qr_code_png(
     link = await _link_or_404(session, principal, link_id)
     url = short_url(runtime.settings.resolved_links_base_url, link.slug)
     body = qr_png(url, ecc=ecc, caption=caption, scale=scale, border=border, dark=dark, light=light)
-    headers = {**QR_HEADERS, "Content-Disposition": f'inline; filename="{link.slug}.png"'}
-    return Response(body, media_type="image/png", headers=headers)
+    return _qr_response(body, link.slug, "png", "image/png")
 
 
 @router.get("/{link_id}/snippets", response_model=Snippets)
