@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export WADESK_VAR_DIR ?= var
 
-.PHONY: run test install install-dev lint typecheck test-sqlite test-postgresql bench services browser clean
+.PHONY: run test install install-dev assets lint typecheck test-sqlite test-postgresql bench services browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,15 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+## Browser assets (htmx) from the npm registry into node_modules/; no lock file, no build step.
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --no-package-lock
+	@touch $@
+
+assets: node_modules/.installed
+
 ## Start the demo: migrate, create the admin and a WhatsApp inbox on the simulator, serve.
-run: install
+run: install assets
 	@mkdir -p $(WADESK_VAR_DIR)
 	$(BIN)/wadesk db upgrade
 	$(BIN)/wadesk demo setup
@@ -40,10 +47,10 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy --strict src
 
-test-sqlite: install-dev browser
+test-sqlite: install-dev assets browser
 	$(BIN)/pytest -q --db sqlite
 
-test-postgresql: install-dev services browser
+test-postgresql: install-dev assets services browser
 	$(BIN)/pytest -q --db postgresql
 
 ## Debian's Chromium and fonts for the Playwright tests.
@@ -55,7 +62,10 @@ services:
 	@bash scripts/ensure-services.sh
 
 bench: install-dev services
-	$(BIN)/python bench/ingest.py
+	# the full 100,000-conversation load takes ~6 minutes: bench/inbox.py without --quick
+	$(BIN)/python bench/inbox.py --quick
+	# ingest + the fault scenarios of bench/faults/ (--quick, ~10 minutes), one table
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -113,6 +113,9 @@ async def test_text_message_creates_contact_conversation_and_message(live):
             ),
         )
         assert response.status_code == 200 and response.json() == {"ok": True}
+        # A plain, framed answer (no chunked encoding): Meta and load generators read it as is.
+        assert response.headers["content-length"] == str(len(response.content))
+        assert "transfer-encoding" not in response.headers
         convs = await eventually(
             lambda: _json(live.client.get("/api/v1/conversations", headers=auth(token)))
         )

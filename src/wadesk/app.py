@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from wadesk import __version__
 from wadesk.accounts.api import router as accounts_router
 from wadesk.audit.api import router as audit_router
+from wadesk.automation.api import router as automation_router
+from wadesk.channels.whatsapp.fastpath import WhatsAppDeliveries
 from wadesk.channels.whatsapp.webhook import router as whatsapp_webhook_router
 from wadesk.config import Settings, get_settings
 from wadesk.contacts.api import router as contacts_router
@@ -21,7 +23,11 @@ from wadesk.ingest.api import router as ingest_router
 from wadesk.links.api import router as links_router
 from wadesk.links.public import install_public_links
 from wadesk.logging import configure_logging
+from wadesk.media.api import router as uploads_router
+from wadesk.realtime.api import router as events_router
+from wadesk.routing.api import router as routing_router
 from wadesk.runtime import Runtime
+from wadesk.teams.api import router as teams_router
 from wadesk.web import install as install_web
 
 API_DESCRIPTION = """
@@ -75,13 +81,24 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         inboxes_router,
         ingest_router,
         links_router,
+        uploads_router,
     ):
         app.include_router(router, prefix="/api/v1")
     for router in (accounts_router, audit_router):
         app.include_router(router, prefix="/api/v1")
+    app.include_router(automation_router, prefix="/api/v1")
+    if settings.simulator_enabled:  # the order-status demo's sample orders API
+        from wadesk.automation.demo import router as demo_orders_router
+
+        app.include_router(demo_orders_router)
+    app.include_router(events_router, prefix="/api/v1")
+    app.include_router(routing_router, prefix="/api/v1")
+    app.include_router(teams_router, prefix="/api/v1")
     install_web(app, settings)
     # Last: its middleware is then the outermost, so a short link skips the others.
     links = install_public_links(app, runtime)
+    # Outermost: Meta's deliveries are answered before any other middleware runs.
+    app.add_middleware(WhatsAppDeliveries, runtime=runtime)
     if settings.simulator_enabled:
         from wadesk.demo import mount_embedded_simulator
 

@@ -79,6 +79,10 @@ def serve(
     import uvicorn
 
     settings = get_settings()
+    # uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is over (in-flight requests
+    # answered, the runtime stopped): exit 0 then, as systemd and the shutdown test expect.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(
         "wadesk.app:create_app",
         factory=True,
@@ -115,7 +119,7 @@ def worker() -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Apply migrations up to REVISION (default: the newest)."""
     from wadesk import migrate
 

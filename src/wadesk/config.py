@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     database_url: str = ""
     db_pool_size: int = Field(default=10, ge=1, le=200)
     redis_url: str = ""
+    event_retention_hours: float = Field(default=48.0, gt=0)
     secret_key: str = ""
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
@@ -82,6 +83,10 @@ class Settings(BaseSettings):
     mfa_policy: Literal["optional", "admins", "everyone"] = "optional"
     mfa_issuer: str = "wadesk"
     audit_view_dedup_minutes: int = Field(default=10, ge=0)
+
+    # Routing (the organisation's routing settings live in the database: routing_config)
+    routing_presence_timeout_seconds: float = Field(default=120.0, gt=0)
+    routing_sweep_seconds: float = Field(default=5.0, gt=0)
 
     @property
     def resolved_database_url(self) -> str:

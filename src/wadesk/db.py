@@ -1,8 +1,13 @@
-"""Database engine, sessions, the declarative base, and the after-commit event hook.
+"""Database engine, sessions, the declarative base, and the event hooks around commit.
 
 SQLite (embedded default) and PostgreSQL are both first-class. On SQLite every transaction
 starts with ``BEGIN IMMEDIATE`` and the in-process pool holds one connection, so writers queue
 in asyncio instead of failing with "database is locked".
+
+Events queued with ``queue_event`` are written to the event log (table ``events``) in the same
+transaction, right before its commit, with ids taken from the one-row ``event_sequence``
+counter: the counter's row lock makes ids visible in commit order (docs/decisions/0030).
+After the commit they go to the registered hooks (runtime: bus, Redis, wake-ups).
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
+import orjson
+import structlog
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -21,10 +28,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 from sqlalchemy.types import TypeDecorator
 
 from wadesk.config import Settings, get_settings
+from wadesk.realtime.bus import Event
+
+log = structlog.get_logger(__name__)
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -100,7 +110,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-AfterCommitHook = Callable[[list[tuple[str, dict[str, Any]]]], None]
+AfterCommitHook = Callable[[list[Event]], None]
 
 
 class Database:
@@ -115,16 +125,25 @@ class Database:
             self.engine, expire_on_commit=False, sync_session_class=session_class
         )
         self._hooks: list[AfterCommitHook] = []
+        event.listen(session_class, "before_commit", _write_events)
         event.listen(session_class, "after_commit", self._publish_after_commit)
         event.listen(session_class, "after_rollback", _drop_events)
+        event.listen(session_class, "after_transaction_create", _mark_savepoint)
+        event.listen(session_class, "after_transaction_end", _forget_savepoint)
 
     def on_after_commit(self, hook: AfterCommitHook) -> None:
         """Register a consumer of the events queued in a transaction (called after commit)."""
         self._hooks.append(hook)
 
     def _publish_after_commit(self, session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint released: the events wait for the real commit
         events = session.info.pop("wadesk_events", None)
         if events:
+            if any(not isinstance(e, Event) or e.id is None for e in events):
+                # Queued during the commit's own final flush: too late for the log.
+                log.warning("events.unlogged", kinds=sorted({e[0] for e in events}))
+                events = [e if isinstance(e, Event) else Event(e[0], e[1]) for e in events]
             for hook in list(self._hooks):
                 hook(events)
 
@@ -154,7 +173,86 @@ def queue_event(session: AsyncSession | Session, kind: str, payload: dict[str, A
 
 
 def _drop_events(session: Session) -> None:
-    session.info.pop("wadesk_events", None)
+    savepoint = session.get_nested_transaction() if session.in_nested_transaction() else None
+    if savepoint is None:
+        session.info.pop("wadesk_events", None)
+        return
+    # A savepoint rolled back: only the events queued inside it go.
+    mark = session.info.get("wadesk_savepoints", {}).get(savepoint)
+    events = session.info.get("wadesk_events")
+    if mark is not None and events is not None:
+        del events[mark:]
+
+
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        marks = session.info.setdefault("wadesk_savepoints", {})
+        marks[transaction] = len(session.info.get("wadesk_events", ()))
+
+
+def _forget_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.get("wadesk_savepoints", {}).pop(transaction, None)
+
+
+_NEXT_IDS = text("UPDATE event_sequence SET last = last + :n WHERE id = 1 RETURNING last")
+# ("WHERE true": SQLite needs it to tell ON CONFLICT from a join's ON.)
+_CREATE_COUNTER = text(
+    "INSERT INTO event_sequence (id, last) SELECT 1, COALESCE(MAX(id), 0) FROM events"
+    " WHERE true ON CONFLICT (id) DO NOTHING"
+)
+
+
+def _write_events(session: Session) -> None:
+    """before_commit: give the transaction's events their ids and insert them, last thing
+    before COMMIT. The UPDATE locks the counter row until the commit is visible, so a
+    concurrent writer gets the next ids only after these rows can be read: ids appear in
+    order and without gaps. Only transactions that carry events take the lock."""
+    if session.in_nested_transaction():
+        return  # a savepoint is released: the events wait for the real commit
+    events = session.info.get("wadesk_events")
+    if not events:
+        return
+    session.flush()  # the transaction's own writes first: hold the counter lock the least
+    connection = session.connection()
+    n = len(events)
+    last = connection.execute(_NEXT_IDS, {"n": n}).scalar()
+    if last is None:  # the row is missing (tables emptied, a partial restore): recreate it
+        connection.execute(_CREATE_COUNTER)
+        last = connection.execute(_NEXT_IDS, {"n": n}).scalar_one()
+    first = int(last) - n + 1
+    now = utcnow()
+    stored: list[Event] = []
+    rows: list[dict[str, Any]] = []
+    for offset, (kind, payload) in enumerate(events):
+        event_id = first + offset
+        # Plain JSON now (ids, strings, lists): what the log stores is what listeners get.
+        clean: dict[str, Any] = orjson.loads(
+            orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS)
+        )
+        stored.append(Event(kind, clean, event_id))
+        rows.append(
+            {
+                "id": event_id,
+                "kind": kind,
+                "inbox_id": _int_or_none(clean.get("inbox_id")),
+                "conversation_id": _int_or_none(clean.get("conversation_id")),
+                "payload": clean,
+                "created_at": now,
+            }
+        )
+    connection.execute(_events_table().insert(), rows)
+    events[:] = stored
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _events_table() -> Any:
+    from wadesk.realtime.models import EventRecord
+
+    return EventRecord.__table__
 
 
 def insert_for(dialect_name: str) -> Any:

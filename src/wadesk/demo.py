@@ -137,6 +137,9 @@ async def _create_demo(settings: Settings) -> DemoCredentials:
                 # person types fast should not wait six seconds between replies.
                 inbox.pair_rate_per_s, inbox.pair_burst = 20.0, 200
             await do_add_inbox_member(session, actor=actor, inbox_id=inbox.id, user=user)
+            from wadesk.automation.demo import setup_order_status_demo  # "where is my order"
+
+            await setup_order_status_demo(session, settings, inbox.id)
             return DemoCredentials(DEMO_EMAIL, password, token, inbox.id)
     finally:
         await db.dispose()

@@ -8,7 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -59,8 +59,21 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
         )
 
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(_request: Request, exc: Exception) -> JSONResponse:
+        """A number past what the database holds (an id of 30 digits), a value it refuses:
+        the request is wrong, not the server."""
+        log.info("request.out_of_range", error=type(exc).__name__)
+        return JSONResponse(
+            error_body("out_of_range", "A value in the request is out of range or malformed."),
+            status_code=422,
+        )
+
     @app.exception_handler(DBAPIError)
-    async def _database(_request: Request, exc: DBAPIError) -> JSONResponse:
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if _is_data_error(exc):
+            return await _out_of_range(request, exc)
         if exc.connection_invalidated or "connect" in str(exc.orig).lower():
             log.warning("database.unavailable", error=type(exc.orig).__name__)
             return JSONResponse(
@@ -86,3 +99,11 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=503,
             headers={"Retry-After": "1"},
         )
+
+
+def _is_data_error(exc: DBAPIError) -> bool:
+    """PostgreSQL's "data exception" class (SQLSTATE 22...), also raised by asyncpg before
+    sending when a parameter does not fit its column (an id past 64 bits)."""
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(exc.orig, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")

@@ -12,6 +12,8 @@ from pydantic import BaseModel
 from wadesk.errors import ApiError
 
 T = TypeVar("T")
+# The largest id a BIGINT column holds; a larger one in a request is a client error.
+MAX_ID = 2**63 - 1
 
 
 class Page(BaseModel, Generic[T]):

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import structlog
 
+from wadesk.automation.worker import AutomationWorker
 from wadesk.config import Settings
 from wadesk.db import Database
 from wadesk.inboxes.registry import InboxRegistry
@@ -19,7 +20,10 @@ from wadesk.media.fetcher import MediaFetcher
 from wadesk.media.store import LocalMediaStore
 from wadesk.outbox.worker import OutboxWorker
 from wadesk.realtime.bus import Event, bus
+from wadesk.realtime.feed import EventFeed
 from wadesk.realtime.redis_bridge import RedisBridge
+from wadesk.realtime.retention import EventRetention
+from wadesk.routing.sweeper import RoutingSweeper
 
 log = structlog.get_logger(__name__)
 
@@ -43,16 +47,24 @@ class Runtime:
         self.media_store = LocalMediaStore(settings.resolved_media_dir)
         self.media = MediaFetcher(self.db, settings, self.http, self.media_store)
         self.outbox = OutboxWorker(self.db, settings, self.http)
+        self.automation = AutomationWorker(self.db, settings, self.http)
         self.processor.on_media_pending.append(self.media.wake)
         self.run_workers = run_workers
         # Extra consumers of committed events (e.g. the embedded simulator's inbox sync).
-        self.listeners: list[Callable[[list[Event]], None]] = []
+        # They receive list[Event]; Event unpacks as (kind, payload), hence list[Any] here.
+        self.listeners: list[Callable[[list[Any]], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.bridge = (
             RedisBridge(settings.redis_url, on_remote=self._dispatch)
             if settings.redis_url
             else None
         )
+        # The event log's tail for this process's SSE streams, and its retention.
+        self.events = EventFeed(self.db)
+        self.event_retention = EventRetention(
+            self.db, retention_hours=settings.event_retention_hours
+        )
+        self.routing = RoutingSweeper(self.db, settings)  # presence, first responses, queue
         self.db.on_after_commit(self._after_commit)
 
     def _after_commit(self, events: list[Event]) -> None:
@@ -69,6 +81,9 @@ class Runtime:
                 self.processor.wake()
             elif kind.startswith("inbox."):
                 self.registry.invalidate()
+            elif kind.startswith("automation."):
+                self.automation.on_event(kind, _payload)
+        self.events.wake()
         bus.publish_many(events)
         for listener in self.listeners:
             listener(events)
@@ -85,24 +100,57 @@ class Runtime:
         self.spawn("media", self.media.run_forever())
         if self.run_workers:
             self.spawn("outbox", self.outbox.run_forever())
+            self.spawn("automation", self.automation.run_forever())
         if self.bridge is not None:
             self.spawn("redis-subscriber", self.bridge.run_subscriber())
+        self.spawn("event-feed", self.events.run_forever())
+        self.spawn("event-retention", self.event_retention.run_forever())
+        self.spawn("routing", self.routing.run_forever())
         log.info("runtime.started", workers=self.run_workers)
 
     async def stop(self) -> None:
-        """Graceful: the outbox finishes what it claimed; the rest stops and resumes later."""
+        """Graceful: the outbox finishes what it claimed and the ingest processor its batch;
+        the rest stops and resumes later. Sends still claimed after the wait are handed back."""
         self.outbox.stop()
+        self.processor.stop()
+        self.events.stop()  # SSE streams end
+        graceful = {"outbox": 20.0, "ingest": 5.0}
+        outbox_done = True
         for task in self._tasks:
-            if task.get_name() == "outbox":
+            if task.get_name() in graceful:
                 with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(task), timeout=20)
+                    await asyncio.wait_for(asyncio.shield(task), graceful[task.get_name()])
+                outbox_done = outbox_done and (task.get_name() != "outbox" or task.done())
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if not outbox_done:
+            await self._release_claims()
         await self.close()
+
+    async def _release_claims(self) -> None:
+        """Rows this process claimed but did not finish are due again now, not after the lease
+        (a send cut off mid-way may have reached Meta: the lease would resend it too)."""
+        from sqlalchemy import update
+
+        from wadesk.db import utcnow
+        from wadesk.outbox.models import OutboxItem
+
+        with contextlib.suppress(Exception):
+            async with self.db.session() as session:
+                await session.execute(
+                    update(OutboxItem)
+                    .where(
+                        OutboxItem.state == "pending", OutboxItem.lease_owner == self.outbox.owner
+                    )
+                    .values(
+                        lease_owner=None, next_attempt_at=utcnow(), attempts=OutboxItem.attempts - 1
+                    )
+                )
+            log.warning("runtime.claims_released", owner=self.outbox.owner)
 
     async def close(self) -> None:
         """Release connections (for a runtime whose background work was never started)."""

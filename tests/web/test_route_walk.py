@@ -7,6 +7,7 @@ objects the outsider cannot see; JSON bodies are valid, so the access check is w
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -37,17 +38,21 @@ PUBLIC = {
     ("GET", "/api/docs"): "the API's description",
     ("GET", "/docs/oauth2-redirect"): "Swagger UI helper",
     ("GET", "/webhooks/whatsapp"): "Meta's verification handshake (needs the verify token)",
-    ("POST", "/webhooks/whatsapp"): "Meta's deliveries (HMAC-signed)",
     ("GET", "/webhooks/whatsapp/{key}"): "Meta's verification handshake (needs the verify token)",
-    ("POST", "/webhooks/whatsapp/{key}"): "Meta's deliveries (HMAC-signed)",
     ("GET", "/c/{slug}/button.js"): "a click-to-chat link's public website button",
     ("GET", "/"): "redirects to sign-in or my account",
     ("GET", "/login"): "the sign-in page",
     ("POST", "/login"): "signing in",
     ("GET", "/login/mfa"): "the second step (needs the password step's session)",
     ("POST", "/login/mfa"): "the second step",
+    ("GET", "/static/vendor/{name:path}"): "only without htmx installed: says how to fix it",
+    ("GET", "/demo/orders/{number}"): "demo sample orders (simulator only; needs its key)",
 }
-MOUNTS = {"/static": "CSS, favicon, script", "/simulator": "the WhatsApp simulator (development)"}
+MOUNTS = {
+    "/static": "CSS, favicon, script",
+    "/static/vendor": "htmx from node_modules (make assets)",
+    "/simulator": "the WhatsApp simulator (development)",
+}
 
 # Signed-in people reach these, about themselves only (ids of others' objects: 404).
 SELF = {
@@ -60,6 +65,8 @@ SELF = {
     ("DELETE", "/api/v1/tokens/{token_id}"),
     ("POST", "/logout"),
     ("GET", "/account"),
+    ("GET", "/inbox"),
+    ("GET", "/inbox/list"),
     ("GET", "/account/reauth"),
     ("POST", "/account/reauth"),
     ("GET", "/account/password"),
@@ -72,13 +79,41 @@ SELF = {
     ("POST", "/account/sessions/revoke-others"),
     ("POST", "/account/tokens"),
     ("POST", "/account/tokens/{token_id}/revoke"),
+    ("GET", "/api/v1/routing/me"),  # routing: my availability
+    ("PUT", "/api/v1/routing/me"),
+    ("GET", "/account/availability"),
+    ("POST", "/account/availability"),
+    ("GET", "/api/v1/conversations/counts"),
+    ("POST", "/api/v1/mentions/read"),
 }
 # Creating something new is allowed to every role (docs/permissions.md); it reveals nothing.
-CREATES = {("POST", "/api/v1/contacts")}
+CREATES = {("POST", "/api/v1/contacts"), ("POST", "/api/v1/labels")}
 # Lists: an outsider gets 200 with nothing in it.
-LISTS = {"/api/v1/conversations", "/api/v1/contacts", "/api/v1/inboxes"}
+LISTS = {
+    "/api/v1/conversations",
+    "/api/v1/contacts",
+    "/api/v1/inboxes",
+    "/api/v1/labels",
+    "/api/v1/mentions",
+    "/api/v1/quick-replies",
+    "/api/v1/message-templates",
+}
+# Event streams: an outsider gets 200 and a stream with nothing in it (read for a moment).
+STREAMS = {"/api/v1/events"}
 
 JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    # routing and teams
+    ("PUT", "/api/v1/routing/me"): {"availability": "away"},
+    ("PATCH", "/api/v1/routing/agents/{user_id}"): {"capacity": 9},
+    ("POST", "/api/v1/routing/conversations/{conversation_id}/assign"): {"user_id": None},
+    ("PUT", "/api/v1/routing/inboxes/{inbox_id}"): {"strategy": "round_robin"},
+    ("PUT", "/api/v1/routing/config"): {"default_capacity": 9},
+    ("POST", "/api/v1/routing/rules"): {"name": "walk"},
+    ("PATCH", "/api/v1/routing/rules/{rule_id}"): {"name": "walk"},
+    ("POST", "/api/v1/routing/rules/test"): {"text": "secret order 42"},
+    ("POST", "/api/v1/teams"): {"name": "walk"},
+    ("PATCH", "/api/v1/teams/{team_id}"): {"name": "walk"},
+    ("PUT", "/api/v1/teams/{team_id}/members/{user_id}"): {"role": "agent"},
     ("POST", "/api/v1/contacts"): {"name": "Walk", "phone": "+14155550199"},
     ("PATCH", "/api/v1/contacts/{contact_id}"): {"name": "Walk"},
     ("PATCH", "/api/v1/conversations/{conversation_id}"): {"status": "resolved"},
@@ -98,6 +133,33 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/links"): {"phone": "+14155550123", "message": "Hello"},
     ("POST", "/api/v1/links/preview"): {"phone": "+14155550123", "message": "Hello"},
     ("PATCH", "/api/v1/links/{link_id}"): {"name": "Walk"},
+    ("POST", "/api/v1/conversations/{conversation_id}/notes"): {"text": "hi"},
+    ("POST", "/api/v1/labels"): {"name": "walk", "color": "#112233"},
+    ("PATCH", "/api/v1/labels/{label_id}"): {"name": "walk2"},
+    ("POST", "/api/v1/mentions/read"): {},
+    # automation
+    ("POST", "/api/v1/automation/inboxes/{inbox_id}/rules"): {
+        "name": "walk",
+        "actions": [{"type": "resolve"}],
+    },
+    ("PATCH", "/api/v1/automation/rules/{rule_id}"): {"name": "walk"},
+    ("POST", "/api/v1/automation/rules/{rule_id}/move"): {"offset": 1},
+    ("POST", "/api/v1/automation/inboxes/{inbox_id}/try"): {"text": "secret order 42"},
+    ("PUT", "/api/v1/automation/inboxes/{inbox_id}/settings"): {"timezone": "UTC"},
+    ("POST", "/api/v1/automation/integrations"): {"name": "walk", "url": "https://example.com"},
+    ("PATCH", "/api/v1/automation/integrations/{integration_id}"): {"timeout_seconds": 2},
+    ("POST", "/api/v1/quick-replies"): {"shortcut": "walk", "text": "x"},
+    ("PATCH", "/api/v1/quick-replies/{quick_reply_id}"): {"text": "x"},
+    ("POST", "/api/v1/quick-replies/{quick_reply_id}/render"): {"conversation_id": 1},
+    ("POST", "/api/v1/message-templates"): {
+        "inbox_id": 1,
+        "name": "walk",
+        "language": "en_US",
+        "category": "UTILITY",
+        "body": "x",
+    },
+    ("POST", "/api/v1/message-templates/{template_id}/preview"): {"body": []},
+    ("POST", "/api/v1/message-templates/{template_id}/send"): {"conversation_id": 1, "body": []},
 }
 
 
@@ -150,6 +212,13 @@ async def world(live) -> dict[str, Any]:
         "key": "not-a-webhook-key",
         "slug": "no-such-link",
         "link_id": 1,
+        "label_id": 999_999,
+        "mention_id": 999_999,
+        "rule_id": 999_999,
+        "integration_id": 999_999,
+        "quick_reply_id": 999_999,
+        "template_id": 999_999,
+        "team_id": 999_999,
     }
 
 
@@ -177,6 +246,16 @@ async def call(
             body = JSON_BODIES[(method, path)]
     request = client.build_request(method, url, json=body, **kw)
     response = await client.send(request, stream=True)
+    if path in STREAMS and response.status_code == 200:  # it never ends by itself
+        chunks = []
+        try:
+            async with asyncio.timeout(1.0):
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+        except TimeoutError:
+            pass
+        await response.aclose()
+        return httpx.Response(200, headers=response.headers, content=b"".join(chunks))
     await response.aread()
     await response.aclose()
     return response
@@ -195,7 +274,7 @@ async def test_every_route_refuses_people_without_access(live):
     for method, path, _route in everything:
         if (method, path) in PUBLIC:
             continue
-        assert path.startswith(("/api/", "/account", "/admin", "/logout")), (
+        assert path.startswith(("/api/", "/account", "/admin", "/logout", "/links", "/inbox")), (
             f"classify {method} {path}: public (PUBLIC, with a reason) or behind sign-in"
         )
 
@@ -228,6 +307,8 @@ async def test_every_route_refuses_people_without_access(live):
             assert status in (200, 201, 204), (method, path, status)
         elif method == "GET" and path in LISTS:
             assert status == 200 and response.json()["items"] == [], (method, path)
+        elif method == "GET" and path in STREAMS:
+            assert status == 200 and b"data:" not in response.content, (method, path)
         else:
             assert status in (401, 403, 404), (method, path, status, response.text)
         no_data(response, leaks)

@@ -24,6 +24,7 @@ class Permission:
 
 _ALL = frozenset(ROLES)
 _ADMIN = frozenset({"admin"})
+_SUPERVISORS = frozenset({"admin", "supervisor"})
 
 PERMISSIONS: dict[str, Permission] = {
     p.name: p
@@ -39,6 +40,15 @@ PERMISSIONS: dict[str, Permission] = {
             _ALL,
             "write",
             "Reply, assign, change status, priority and labels (member inboxes)",
+        ),
+        Permission(
+            "labels.write", _ALL, "write", "Create labels, rename them, change their colour"
+        ),
+        Permission(
+            "labels.delete",
+            _SUPERVISORS,
+            "write",
+            "Delete labels (they leave every conversation that had them)",
         ),
         Permission("contacts.read", _ALL, "read", "See contacts who wrote to a member inbox"),
         Permission("contacts.write", _ALL, "write", "Create and edit contacts"),
@@ -65,6 +75,53 @@ PERMISSIONS: dict[str, Permission] = {
         ),
         Permission("security.policy", _ADMIN, "admin", "Set the MFA policy"),
         Permission("audit.read", _ADMIN, "admin", "Read and export the audit trail"),
+        Permission(
+            "automation.read",
+            _ALL,
+            "read",
+            "Use quick replies and message templates; see automation rules",
+        ),
+        Permission(
+            "automation.manage",
+            _SUPERVISORS,
+            "write",
+            "Edit automation rules, integrations, business hours, quick replies, templates",
+        ),
+        Permission(
+            "routing.self", _ALL, "write", "Set one's own availability; see one's load and capacity"
+        ),
+        Permission(
+            "routing.queue",
+            _SUPERVISORS,
+            "read",
+            "See the live queue, each agent's load and status (member inboxes, own teams)",
+        ),
+        Permission(
+            "routing.supervise",
+            _SUPERVISORS,
+            "write",
+            "Reassign by hand (beyond capacity only with force); agents' capacity and languages",
+        ),
+        Permission(
+            "routing.manage",
+            _ADMIN,
+            "admin",
+            "Routing settings per inbox and organisation, routing rules",
+        ),
+        Permission("teams.read", _SUPERVISORS, "read", "See teams and their members"),
+        Permission(
+            "audit.team",
+            _SUPERVISORS,
+            "read",
+            "Read the audit events of actions by members of the teams one supervises",
+        ),
+        Permission("teams.manage", _ADMIN, "admin", "Create, rename and delete teams"),
+        Permission(
+            "teams.members",
+            _SUPERVISORS,
+            "write",
+            "Add and remove members of the teams one supervises (admins: any team)",
+        ),
     )
 }
 

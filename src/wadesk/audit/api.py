@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from wadesk.accounts.access import Principal
@@ -14,16 +15,37 @@ from wadesk.audit.actions import record
 from wadesk.audit.queries import AuditFilter, actor_names, export_csv, list_events, verify_chain
 from wadesk.audit.schemas import AuditEventOut, ChainReport
 from wadesk.db import utcnow
-from wadesk.deps import RuntimeDep, SessionDep, require_permission
+from wadesk.deps import CurrentPrincipal, RuntimeDep, SessionDep, require_permission
 from wadesk.errors import ApiError
-from wadesk.pagination import Page, decode_id_cursor, encode_cursor
+from wadesk.pagination import MAX_ID, Page, decode_id_cursor, encode_cursor
 
 router = APIRouter(prefix="/audit-events", tags=["audit"])
 Auditor = Annotated[Principal, require_permission("audit.read")]
 
 
+async def _audit_scope(session: SessionDep, principal: CurrentPrincipal) -> Principal:
+    """audit.read (admins): everything; audit.team (supervisors): see team_scope()."""
+    if not (principal.can("audit.read") or principal.can("audit.team")):
+        raise ApiError(403, "forbidden", "You lack the 'audit.read' permission.")
+    return principal
+
+
+TeamAuditor = Annotated[Principal, Depends(_audit_scope)]
+
+
+async def team_scope(session: SessionDep, principal: Principal) -> frozenset[int] | None:
+    """None for auditors; for a supervisor, the members of the teams they supervise."""
+    if principal.can("audit.read"):
+        return None
+    from wadesk.teams.queries import supervised_user_ids
+
+    return frozenset(await supervised_user_ids(session, principal.user_id))
+
+
 def audit_filter(
-    user_id: Annotated[int | None, Query(ge=1, description="A person (with their tokens)")] = None,
+    user_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="A person (with their tokens)")
+    ] = None,
     actor_type: Annotated[
         str | None, Query(pattern=r"^(user|token|system|customer|anonymous)$")
     ] = None,
@@ -32,7 +54,7 @@ def audit_filter(
     ] = None,
     target_type: Annotated[str | None, Query(max_length=40)] = None,
     target_id: Annotated[str | None, Query(max_length=64)] = None,
-    conversation_id: Annotated[int | None, Query(ge=1)] = None,
+    conversation_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> AuditFilter:
@@ -54,8 +76,10 @@ def audit_filter(
 @router.get("", response_model=Page[AuditEventOut])
 async def list_(
     session: SessionDep,
-    _principal: Auditor,
-    user_id: Annotated[int | None, Query(ge=1, description="A person (with their tokens)")] = None,
+    principal: TeamAuditor,
+    user_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="A person (with their tokens)")
+    ] = None,
     actor_type: Annotated[
         str | None, Query(pattern=r"^(user|token|system|customer|anonymous)$")
     ] = None,
@@ -64,15 +88,18 @@ async def list_(
     ] = None,
     target_type: Annotated[str | None, Query(max_length=40)] = None,
     target_id: Annotated[str | None, Query(max_length=64)] = None,
-    conversation_id: Annotated[int | None, Query(ge=1)] = None,
+    conversation_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Page[AuditEventOut]:
-    """Newest first."""
-    f = audit_filter(
-        user_id, actor_type, action, target_type, target_id, conversation_id, since, until
+    """Newest first. Supervisors: actions by members of the teams they supervise."""
+    f = replace(
+        audit_filter(
+            user_id, actor_type, action, target_type, target_id, conversation_id, since, until
+        ),
+        within_user_ids=await team_scope(session, principal),
     )
     rows = await list_events(
         session, f, before_id=decode_id_cursor(cursor) if cursor else None, limit=limit + 1
@@ -97,21 +124,24 @@ async def list_(
 async def export(
     session: SessionDep,
     runtime: RuntimeDep,
-    principal: Auditor,
-    user_id: Annotated[int | None, Query(ge=1)] = None,
+    principal: TeamAuditor,
+    user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     actor_type: Annotated[
         str | None, Query(pattern=r"^(user|token|system|customer|anonymous)$")
     ] = None,
     action: Annotated[str | None, Query(max_length=80)] = None,
     target_type: Annotated[str | None, Query(max_length=40)] = None,
     target_id: Annotated[str | None, Query(max_length=64)] = None,
-    conversation_id: Annotated[int | None, Query(ge=1)] = None,
+    conversation_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> StreamingResponse:
     """The filtered events as CSV, oldest first. The export itself is audited."""
-    f = audit_filter(
-        user_id, actor_type, action, target_type, target_id, conversation_id, since, until
+    f = replace(
+        audit_filter(
+            user_id, actor_type, action, target_type, target_id, conversation_id, since, until
+        ),
+        within_user_ids=await team_scope(session, principal),
     )
     await record(session, principal.actor, "audit.export", None, None, {"filter": f.as_dict()})
     return csv_response(runtime, f)

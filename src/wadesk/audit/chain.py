@@ -30,8 +30,24 @@ def normalise_details(details: dict[str, Any] | None) -> dict[str, Any]:
     """What the JSON column will give back: datetimes as ISO strings, tuples as lists."""
     if not details:
         return {}
-    value = orjson.loads(orjson.dumps(details, default=str, option=orjson.OPT_NON_STR_KEYS))
+    try:
+        encoded = orjson.dumps(details, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # an integer past 64 bits (a filter someone typed): kept as text
+        encoded = orjson.dumps(
+            _big_ints_as_text(details), default=str, option=orjson.OPT_NON_STR_KEYS
+        )
+    value = orjson.loads(encoded)
     assert isinstance(value, dict)
+    return value
+
+
+def _big_ints_as_text(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _big_ints_as_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_big_ints_as_text(v) for v in value]
     return value
 
 

@@ -46,6 +46,8 @@ class AuditFilter:
     conversation_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # A supervisor's reach: only actions by these people (with their tokens); None: anyone.
+    within_user_ids: frozenset[int] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +84,27 @@ async def _conditions(session: AsyncSession, f: AuditFilter) -> list[ColumnEleme
             else false()
         )
         where.append(or_(by_user, by_token))
+    if f.within_user_ids is not None:
+        people = sorted(f.within_user_ids)
+        tokens = (
+            (await session.scalars(select(ApiToken.id).where(ApiToken.user_id.in_(people)))).all()
+            if people
+            else []
+        )
+        where.append(
+            or_(
+                and_(
+                    AuditEvent.actor_type == "user",
+                    AuditEvent.actor_id.in_([str(u) for u in people]),
+                ),
+                and_(
+                    AuditEvent.actor_type == "token",
+                    AuditEvent.actor_id.in_([str(t) for t in tokens]),
+                ),
+            )
+            if people
+            else false()
+        )
     if f.actor_type:
         where.append(AuditEvent.actor_type == f.actor_type)
     if f.action:

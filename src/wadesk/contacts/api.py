@@ -12,7 +12,14 @@ from wadesk.contacts.actions import ContactConflict, do_create_contact, do_updat
 from wadesk.contacts.models import Contact
 from wadesk.contacts.phone import InvalidPhone
 from wadesk.contacts.queries import get_contact, identities_of, list_contacts
-from wadesk.contacts.schemas import ContactCreate, ContactOut, ContactUpdate, IdentityOut
+from wadesk.contacts.schemas import (
+    ContactConversationOut,
+    ContactCreate,
+    ContactOut,
+    ContactUpdate,
+    IdentityOut,
+)
+from wadesk.conversations.queries import conversations_of_contact
 from wadesk.deps import Reader, SessionDep, Writer
 from wadesk.errors import ApiError
 from wadesk.pagination import Page, decode_id_cursor, encode_cursor
@@ -96,3 +103,18 @@ async def update(
     except ContactConflict as exc:
         raise ApiError(409, "contact_exists", str(exc)) from exc
     return (await _out(session, [contact]))[0]
+
+
+@router.get("/{contact_id}/conversations", response_model=Page[ContactConversationOut])
+async def conversations(
+    session: SessionDep,
+    principal: Reader,
+    contact_id: int,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[ContactConversationOut]:
+    """The contact's conversations in the inboxes the caller may see, newest first."""
+    contact = await get_contact(session, principal, contact_id)
+    if contact is None:
+        raise ApiError(404, "not_found", "No such contact.")
+    rows = await conversations_of_contact(session, principal, contact.id, limit=limit)
+    return Page(items=[ContactConversationOut.model_validate(c) for c in rows])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wadesk.db import Base, BigId, UTCDateTime, utcnow
@@ -13,7 +13,18 @@ from wadesk.db import Base, BigId, UTCDateTime, utcnow
 
 class Contact(Base):
     __tablename__ = "contacts"
-    __table_args__ = (UniqueConstraint("phone_key"),)
+    __table_args__ = (
+        UniqueConstraint("phone_key"),
+        # Search by name (the inbox list's "q"): trigram GIN on PostgreSQL (migration 0004);
+        # declared empty on SQLite (WHERE 0), where search scans.
+        Index(
+            "ix_contacts_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+            sqlite_where=text("0"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))

@@ -20,9 +20,29 @@ class ContactOut(BaseModel):
     phone_e164: str | None
     email: str | None
     attributes: dict[str, Any]
+    first_source: dict[str, Any] | None = Field(
+        default=None, description="The link or ad the contact first came from"
+    )
+    last_source: dict[str, Any] | None = Field(
+        default=None, description="The link or ad that started their latest attributed conversation"
+    )
     created_at: datetime
     updated_at: datetime
     identities: list[IdentityOut] = []
+
+
+class ContactConversationOut(BaseModel):
+    """One of a contact's conversations, for the contact panel's history."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    inbox_id: int
+    status: str
+    created_at: datetime
+    resolved_at: datetime | None
+    last_activity_at: datetime
+    last_message_preview: str | None
+    source: dict[str, Any] | None
 
 
 class ContactCreate(BaseModel):

@@ -9,17 +9,21 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wadesk.accounts.models import InboxMember, User
 from wadesk.audit.actions import Actor, record
 from wadesk.contacts.models import ContactIdentity
 from wadesk.conversations.events import queue_message_updated
+from wadesk.conversations.hooks import after_conversation_change
 from wadesk.conversations.inbound import preview_of
 from wadesk.conversations.models import (
     CONVERSATION_STATUSES,
@@ -28,10 +32,12 @@ from wadesk.conversations.models import (
     ConversationLabel,
     IdempotencyKey,
     Label,
+    Mention,
     Message,
 )
 from wadesk.db import queue_event, utcnow
 from wadesk.inboxes.models import Inbox
+from wadesk.media.models import Upload
 from wadesk.outbox.models import OutboxItem
 
 FREE_FORM_TYPES = ("text", "image", "audio", "video", "document", "sticker", "location", "reaction")
@@ -60,6 +66,7 @@ class SendRequest:
     content: dict[str, Any] | None = None
     reply_to_message_id: int | None = None
     media_link: str | None = None
+    upload_id: int | None = None  # a file from POST /api/v1/uploads (media/uploads.py)
 
 
 def window_closes_at(conversation: Conversation, hours: int) -> datetime | None:
@@ -77,6 +84,7 @@ def request_fingerprint(request: SendRequest) -> str:
             "content": request.content,
             "reply_to": request.reply_to_message_id,
             "media_link": request.media_link,
+            "upload_id": request.upload_id,
         },
         sort_keys=True,
         default=str,
@@ -158,6 +166,11 @@ async def do_send_message(
         }
     if request.media_link:
         content["media_link"] = request.media_link
+    upload = await _upload_for(session, actor, request)
+    if upload is not None:
+        content["upload_id"] = upload.id
+        if request.type == "document":
+            content.setdefault("filename", upload.filename)
     message = Message(
         inbox_id=conversation.inbox_id,
         conversation_id=conversation.id,
@@ -171,6 +184,11 @@ async def do_send_message(
         media_attempts=0,
         created_at=now,
     )
+    if upload is not None:
+        # Shown in the thread through the media route; the worker uploads it to WhatsApp.
+        message.media_key, message.media_mime = upload.media_key, upload.mime_type
+        message.media_filename, message.media_size = upload.filename, upload.size
+        message.media_sha256, message.media_status = upload.sha256, "stored"
     session.add(message)
     await session.flush()
     session.add(
@@ -231,11 +249,15 @@ def _check_content(request: SendRequest, content: dict[str, Any]) -> None:
         raise SendRefused("text_required", "A text message needs a non-empty 'text'.")
     if request.type == "text" and request.text and len(request.text) > 4096:
         raise SendRefused("text_too_long", "WhatsApp text messages hold at most 4,096 characters.")
-    if (
-        request.type in ("image", "audio", "video", "document", "sticker")
-        and not request.media_link
-    ):
-        raise SendRefused("media_required", f"A {request.type} message needs 'media_link'.")
+    media_types = ("image", "audio", "video", "document", "sticker")
+    if request.type in media_types and not (request.media_link or request.upload_id):
+        raise SendRefused(
+            "media_required", f"A {request.type} message needs 'upload_id' or 'media_link'."
+        )
+    if request.upload_id is not None and request.type not in media_types:
+        raise SendRefused("upload_not_media", f"A {request.type} message takes no upload_id.")
+    if request.upload_id is not None and request.media_link:
+        raise SendRefused("media_twice", "Give either 'upload_id' or 'media_link', not both.")
     if request.type == "template" and not (
         isinstance(content.get("name"), str) and isinstance(content.get("language"), str)
     ):
@@ -254,6 +276,22 @@ def _check_content(request: SendRequest, content: dict[str, Any]) -> None:
         raise SendRefused(
             "interactive_required", "An interactive message needs content.interactive."
         )
+
+
+async def _upload_for(session: AsyncSession, actor: Actor, request: SendRequest) -> Upload | None:
+    """The sender's own upload, of a kind WhatsApp takes as this message type."""
+    if request.upload_id is None:
+        return None
+    upload = await session.get(Upload, request.upload_id)
+    if upload is None or upload.user_id is None or upload.user_id != actor.user_id:
+        raise SendRefused("upload_unknown", f"No upload {request.upload_id} of yours.")
+    if upload.kind != request.type:
+        raise SendRefused(
+            "upload_kind_mismatch",
+            f"Upload {upload.id} is {upload.mime_type} ({upload.kind}); it cannot be sent as"
+            f" {request.type}.",
+        )
+    return upload
 
 
 async def do_retry_message(session: AsyncSession, *, actor: Actor, message: Message) -> None:
@@ -323,11 +361,14 @@ async def do_update_conversation(
         conversation.priority = priority
     if labels is not None:
         before = await _label_names(session, conversation.id)
-        if sorted(set(labels)) != before:
+        if sorted({n.strip() for n in labels if n.strip()}) != before:
             await _set_labels(session, conversation.id, labels)
-            changes["labels"] = (before, sorted(set(labels)))
+            after = await _label_names(session, conversation.id)
+            if after != before:
+                changes["labels"] = (before, after)
     if changes:
         conversation.updated_at = utcnow()
+        await after_conversation_change(session, conversation, changes)
         await record(
             session,
             actor,
@@ -363,19 +404,298 @@ async def _set_labels(session: AsyncSession, conversation_id: int, names: list[s
     for name in wanted:
         if len(name) > 60:
             raise SendRefused("label_too_long", "Labels hold at most 60 characters.")
+    # Names match existing labels whatever their case ("VIP" applies the label "vip").
     existing = {
-        label.name: label
-        for label in (await session.scalars(select(Label).where(Label.name.in_(wanted)))).all()
+        label.name.lower(): label
+        for label in (
+            await session.scalars(
+                select(Label).where(func.lower(Label.name).in_([n.lower() for n in wanted]))
+            )
+        ).all()
     }
     for name in wanted:
-        if name not in existing:
-            label = Label(name=name)
+        if name.lower() not in existing:
+            label = Label(name=name, color=DEFAULT_LABEL_COLOR)
             session.add(label)
-            existing[name] = label
+            existing[name.lower()] = label
     await session.flush()
     await session.execute(
         delete(ConversationLabel).where(ConversationLabel.conversation_id == conversation_id)
     )
-    for name in wanted:
-        session.add(ConversationLabel(conversation_id=conversation_id, label_id=existing[name].id))
+    for label_id in sorted({existing[name.lower()].id for name in wanted}):
+        session.add(ConversationLabel(conversation_id=conversation_id, label_id=label_id))
     await session.flush()
+
+
+# --- Private notes and @mentions ---------------------------------------------------------
+
+NOTE_MAX_CHARS = 10_000
+MAX_MENTIONS = 20
+# "@maria" (an e-mail's local part) or "@maria@example.com", not inside an e-mail address.
+MENTION_RE = re.compile(r"(?<![\w.@])@([A-Za-z0-9._%+-]+(?:@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)?)")
+
+
+async def users_who_see_inbox(session: AsyncSession, inbox_id: int) -> list[User]:
+    """Active people who may see an inbox's conversations: its members and every admin."""
+    rows = await session.scalars(
+        select(User)
+        .where(
+            User.is_active.is_(True),
+            or_(
+                User.role == "admin",
+                User.id.in_(select(InboxMember.user_id).where(InboxMember.inbox_id == inbox_id)),
+            ),
+        )
+        .order_by(User.id)
+    )
+    return list(rows.all())
+
+
+def mentioned_handles(text: str) -> list[str]:
+    """The ``@handle``s of a note, lower-case, each once, in order (trailing dots dropped)."""
+    found: dict[str, None] = {}
+    for match in MENTION_RE.finditer(text):
+        found[match.group(1).rstrip(".").lower()] = None
+    return [h for h in found if h]
+
+
+def _resolve_handles(handles: list[str], people: list[User]) -> set[int]:
+    """Handles naming exactly one person (full e-mail, or an unambiguous local part)."""
+    by_email = {u.email.lower(): u.id for u in people}
+    by_local: dict[str, list[int]] = {}
+    for user in people:
+        by_local.setdefault(user.email.lower().split("@", 1)[0], []).append(user.id)
+    ids: set[int] = set()
+    for handle in handles:
+        if handle in by_email:
+            ids.add(by_email[handle])
+        elif len(by_local.get(handle, [])) == 1:
+            ids.add(by_local[handle][0])
+    return ids
+
+
+async def do_add_note(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    conversation: Conversation,
+    text: str,
+    mentions: Sequence[int] = (),
+) -> Message:
+    """A private note in the thread: never queued, never sent, not customer activity.
+
+    ``mentions`` are user ids (each must be able to see the conversation's inbox, else
+    :class:`SendRefused` 422); ``@email`` and unambiguous ``@name`` (an e-mail's local part)
+    in the text mention too. Each mentioned person gets a :class:`Mention` row and a
+    ``mention.created`` event."""
+    body = (text or "").replace("\x00", "").strip()
+    if not body:
+        raise SendRefused("text_required", "A note needs a non-empty 'text'.")
+    if len(body) > NOTE_MAX_CHARS:
+        raise SendRefused("text_too_long", f"Notes hold at most {NOTE_MAX_CHARS:,} characters.")
+    wanted = list(dict.fromkeys(mentions))
+    if len(wanted) > MAX_MENTIONS:
+        raise SendRefused("too_many_mentions", f"Mention at most {MAX_MENTIONS} people.")
+    people = await users_who_see_inbox(session, conversation.inbox_id)
+    allowed_ids = {u.id for u in people}
+    refused = [uid for uid in wanted if uid not in allowed_ids]
+    if refused:
+        raise SendRefused(
+            "invalid_mention",
+            f"Cannot mention user(s) {', '.join(map(str, refused))}: no active person with that"
+            " id may see this conversation's inbox.",
+        )
+    mentioned = set(wanted) | _resolve_handles(mentioned_handles(body), people)
+    mentioned.discard(actor.user_id or 0)  # mentioning oneself notifies nobody
+    now = utcnow()
+    message = Message(
+        inbox_id=conversation.inbox_id,
+        conversation_id=conversation.id,
+        direction="out",
+        type="note",
+        text=body,
+        content={"mentions": sorted(mentioned)} if mentioned else {},
+        sender_user_id=actor.user_id,
+        status="note",
+        media_attempts=0,
+        created_at=now,
+    )
+    session.add(message)
+    await session.flush()
+    for user_id in sorted(mentioned):
+        session.add(
+            Mention(
+                conversation_id=conversation.id,
+                message_id=message.id,
+                user_id=user_id,
+                author_user_id=actor.user_id,
+                created_at=now,
+            )
+        )
+    # A note is the team's activity: the list moves it up; the preview stays the customer's.
+    conversation.last_activity_at = now
+    await session.flush()
+    await record(
+        session,
+        actor,
+        "note.create",
+        "message",
+        message.id,
+        {"conversation_id": conversation.id, "mentions": sorted(mentioned)},
+    )
+    queue_event(
+        session,
+        "message.created",
+        {
+            "message_id": message.id,
+            "conversation_id": conversation.id,
+            "inbox_id": conversation.inbox_id,
+        },
+    )
+    for user_id in sorted(mentioned):
+        queue_event(
+            session,
+            "mention.created",
+            {
+                "conversation_id": conversation.id,
+                "message_id": message.id,
+                "user_id": user_id,
+                "inbox_id": conversation.inbox_id,
+            },
+        )
+    return message
+
+
+async def do_mark_mentions_read(
+    session: AsyncSession, *, actor: Actor, user_id: int, mention_ids: Sequence[int] | None
+) -> int:
+    """Mark a person's own mentions read (all of them when ``mention_ids`` is None).
+    Returns how many changed. Not audited: like read markers, it is nobody else's business."""
+    query = update(Mention).where(Mention.user_id == user_id, Mention.read_at.is_(None))
+    if mention_ids is not None:
+        query = query.where(Mention.id.in_(list(mention_ids)))
+    result = await session.execute(query.values(read_at=utcnow()))
+    changed = int(getattr(result, "rowcount", 0) or 0)
+    if changed:
+        queue_event(session, "mention.read", {"user_id": user_id, "count": changed})
+    return changed
+
+
+async def do_mark_read(session: AsyncSession, *, actor: Actor, conversation: Conversation) -> bool:
+    """An agent read the conversation: its unread counter goes to zero.
+
+    Not audited on purpose: opening a thread happens hundreds of times a day per person, the
+    counter is shared UI state rather than a decision anyone is accountable for, and who
+    looked at a conversation is already in the trail (``conversation.view``). Writing a
+    hash-chained audit row here would serialise every thread open on the audit lock.
+    Returns whether anything changed (no event when it was already read)."""
+    if conversation.unread_count == 0:
+        return False
+    conversation.unread_count = 0
+    await session.flush()
+    queue_event(
+        session,
+        "conversation.updated",
+        {
+            "conversation_id": conversation.id,
+            "inbox_id": conversation.inbox_id,
+            "changes": ["unread_count"],
+        },
+    )
+    return True
+
+
+# --- Labels --------------------------------------------------------------------------------
+
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+DEFAULT_LABEL_COLOR = "#6b7280"
+
+
+def _clean_label(name: str | None, color: str | None) -> tuple[str | None, str | None]:
+    if name is not None:
+        name = name.replace("\x00", "").strip()
+        if not 1 <= len(name) <= 60:
+            raise SendRefused("invalid_label_name", "A label name has 1 to 60 characters.")
+    if color is not None:
+        if not COLOR_RE.match(color):
+            raise SendRefused("invalid_color", "A colour is written #rrggbb (e.g. #22c55e).")
+        color = color.lower()
+    return name, color
+
+
+async def _name_taken(session: AsyncSession, name: str, except_id: int | None = None) -> bool:
+    query = select(Label.id).where(func.lower(Label.name) == name.lower())
+    if except_id is not None:
+        query = query.where(Label.id != except_id)
+    return (await session.scalar(query.limit(1))) is not None
+
+
+async def do_create_label(
+    session: AsyncSession, *, actor: Actor, name: str, color: str | None = None
+) -> Label:
+    clean_name, clean_color = _clean_label(name, color)
+    assert clean_name is not None
+    if await _name_taken(session, clean_name):
+        raise SendRefused("label_exists", f"A label named {clean_name!r} exists.", status=409)
+    label = Label(name=clean_name, color=clean_color or DEFAULT_LABEL_COLOR)
+    try:
+        async with session.begin_nested():
+            session.add(label)
+    except IntegrityError as exc:
+        raise SendRefused("label_exists", f"A label named {clean_name!r} exists.", 409) from exc
+    await record(
+        session,
+        actor,
+        "label.create",
+        "label",
+        label.id,
+        {"name": label.name, "color": label.color},
+    )
+    queue_event(session, "label.changed", {"label_id": label.id})
+    return label
+
+
+async def do_update_label(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    label: Label,
+    name: str | None = None,
+    color: str | None = None,
+) -> Label:
+    clean_name, clean_color = _clean_label(name, color)
+    changes: dict[str, dict[str, str]] = {}
+    if clean_name is not None and clean_name != label.name:
+        if await _name_taken(session, clean_name, except_id=label.id):
+            raise SendRefused("label_exists", f"A label named {clean_name!r} exists.", 409)
+        changes["name"] = {"before": label.name, "after": clean_name}
+        label.name = clean_name
+    if clean_color is not None and clean_color != label.color:
+        changes["color"] = {"before": label.color, "after": clean_color}
+        label.color = clean_color
+    if changes:
+        await session.flush()
+        await record(session, actor, "label.update", "label", label.id, changes)
+        queue_event(session, "label.changed", {"label_id": label.id})
+    return label
+
+
+async def do_delete_label(session: AsyncSession, *, actor: Actor, label: Label) -> None:
+    """Delete a label; it leaves every conversation that had it."""
+    used = await session.scalar(
+        select(func.count())
+        .select_from(ConversationLabel)
+        .where(ConversationLabel.label_id == label.id)
+    )
+    await session.execute(delete(ConversationLabel).where(ConversationLabel.label_id == label.id))
+    await session.delete(label)
+    await session.flush()
+    await record(
+        session,
+        actor,
+        "label.delete",
+        "label",
+        label.id,
+        {"name": label.name, "conversations": int(used or 0)},
+    )
+    queue_event(session, "label.changed", {"label_id": label.id, "deleted": True})

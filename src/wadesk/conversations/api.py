@@ -16,26 +16,46 @@ from wadesk.conversations.actions import (
     Keep,
     SendRefused,
     SendRequest,
+    do_add_note,
+    do_create_label,
+    do_delete_label,
+    do_mark_mentions_read,
+    do_mark_read,
     do_retry_message,
     do_send_message,
     do_update_conversation,
+    do_update_label,
 )
 from wadesk.conversations.models import Conversation
 from wadesk.conversations.queries import (
     conversations_out,
+    folder_counts,
     get_conversation,
+    get_label,
     get_visible_message,
     list_conversations,
+    list_labels,
+    list_mentions,
     list_messages,
 )
 from wadesk.conversations.schemas import (
     ConversationOut,
     ConversationUpdate,
+    Folder,
+    FolderCounts,
+    LabelCreate,
+    LabelOut,
+    LabelUpdate,
+    MentionOut,
+    MentionsRead,
     MessageCreate,
     MessageOut,
+    NoteCreate,
+    Priority,
     Status,
 )
-from wadesk.deps import Reader, RuntimeDep, SessionDep, Writer
+from wadesk.db import utcnow
+from wadesk.deps import Reader, RuntimeDep, SessionDep, Writer, require_permission
 from wadesk.errors import ApiError
 from wadesk.pagination import Page, decode_cursor, decode_id_cursor, encode_cursor
 
@@ -66,6 +86,18 @@ async def list_(
     label: Annotated[str | None, Query(max_length=60, pattern=r"^[^\x00]*$")] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    folder: Annotated[
+        Folder | None, Query(description="mine: assigned to me; unassigned; all (default)")
+    ] = None,
+    priority: Priority | None = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=r"^[^\x00]*$",
+            description="Contact name or phone, or message text (3+ characters)",
+        ),
+    ] = None,
 ) -> Page[ConversationOut]:
     after = None
     if cursor:
@@ -81,12 +113,22 @@ async def list_(
         label=label,
         after=after,
         limit=limit + 1,
+        folder=folder,
+        priority=priority,
+        q=q,
     )
     more = len(rows) > limit
     rows = rows[:limit]
     items = await conversations_out(session, rows, runtime.settings.service_window_hours)
     next_cursor = encode_cursor(rows[-1].last_activity_at, rows[-1].id) if more else None
     return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/conversations/counts", response_model=FolderCounts)
+async def counts(session: SessionDep, principal: Reader) -> FolderCounts:
+    """Open conversations per folder (mine, unassigned, all) and how many have unread
+    customer messages, limited to the inboxes the caller may see."""
+    return FolderCounts(**await folder_counts(session, principal))
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationOut)
@@ -191,6 +233,7 @@ async def send(
                 content=body.content,
                 reply_to_message_id=body.reply_to_message_id,
                 media_link=body.media_link,
+                upload_id=body.upload_id,
             ),
             service_window_hours=runtime.settings.service_window_hours,
             idempotency_key=idempotency_key,
@@ -237,3 +280,137 @@ async def media(
         filename=message.media_filename or path.name,
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
     )
+
+
+@router.post("/conversations/{conversation_id}/notes", response_model=MessageOut, status_code=201)
+async def add_note(
+    session: SessionDep, principal: Writer, conversation_id: int, body: NoteCreate
+) -> MessageOut:
+    """A private note: shown in the thread to the team, never sent to the customer.
+    ``mentions`` (user ids) and ``@email`` / ``@name`` in the text notify those colleagues."""
+    conversation = await _conversation_or_404(session, principal, conversation_id)
+    try:
+        message = await do_add_note(
+            session,
+            actor=principal.actor,
+            conversation=conversation,
+            text=body.text,
+            mentions=body.mentions,
+        )
+    except SendRefused as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from exc
+    return MessageOut.model_validate(message)
+
+
+@router.post("/conversations/{conversation_id}/read", response_model=ConversationOut)
+async def mark_read(
+    session: SessionDep, runtime: RuntimeDep, principal: Writer, conversation_id: int
+) -> ConversationOut:
+    """The caller read the conversation: its unread count goes to 0 (not audited)."""
+    conversation = await _conversation_or_404(session, principal, conversation_id, for_update=True)
+    await do_mark_read(session, actor=principal.actor, conversation=conversation)
+    return (
+        await conversations_out(session, [conversation], runtime.settings.service_window_hours)
+    )[0]
+
+
+# --- Labels ---------------------------------------------------------------------------------
+
+
+@router.get("/labels", response_model=Page[LabelOut], tags=["labels"])
+async def labels(session: SessionDep, principal: Reader) -> Page[LabelOut]:
+    """Every label, by name (labels are shared by all inboxes; there is no next page)."""
+    return Page(items=[LabelOut.model_validate(label) for label in await list_labels(session)])
+
+
+@router.post("/labels", response_model=LabelOut, status_code=201, tags=["labels"])
+async def create_label(
+    session: SessionDep,
+    principal: Annotated[Principal, require_permission("labels.write")],
+    body: LabelCreate,
+) -> LabelOut:
+    try:
+        label = await do_create_label(
+            session, actor=principal.actor, name=body.name, color=body.color
+        )
+    except SendRefused as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from exc
+    return LabelOut.model_validate(label)
+
+
+@router.patch("/labels/{label_id}", response_model=LabelOut, tags=["labels"])
+async def update_label(
+    session: SessionDep,
+    principal: Annotated[Principal, require_permission("labels.write")],
+    label_id: int,
+    body: LabelUpdate,
+) -> LabelOut:
+    label = await get_label(session, label_id)
+    if label is None:
+        raise ApiError(404, "not_found", "No such label.")
+    try:
+        await do_update_label(
+            session, actor=principal.actor, label=label, name=body.name, color=body.color
+        )
+    except SendRefused as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from exc
+    return LabelOut.model_validate(label)
+
+
+@router.delete("/labels/{label_id}", status_code=204, tags=["labels"])
+async def delete_label(
+    session: SessionDep,
+    principal: Annotated[Principal, require_permission("labels.delete")],
+    label_id: int,
+) -> Response:
+    label = await get_label(session, label_id)
+    if label is None:
+        raise ApiError(404, "not_found", "No such label.")
+    await do_delete_label(session, actor=principal.actor, label=label)
+    return Response(status_code=204)
+
+
+# --- Mentions -------------------------------------------------------------------------------
+
+
+@router.get("/mentions", response_model=Page[MentionOut], tags=["mentions"])
+async def mentions(
+    session: SessionDep,
+    principal: Reader,
+    unread: Annotated[bool, Query(description="Only unread mentions")] = False,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[MentionOut]:
+    """My mentions in notes: unread first, then newest first."""
+    after = None
+    if cursor:
+        flag, last_id = decode_cursor(cursor, (int, int))
+        assert isinstance(flag, int) and isinstance(last_id, int)
+        after = (flag, last_id)
+    rows = await list_mentions(session, principal, unread_only=unread, after=after, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(0 if rows[-1].read_at is None else 1, rows[-1].id) if more else None
+    return Page(items=rows, next_cursor=next_cursor)
+
+
+@router.post("/mentions/read", tags=["mentions"])
+async def mentions_read(
+    session: SessionDep, principal: Writer, body: MentionsRead
+) -> dict[str, int]:
+    """Mark my mentions read: the given ids, or all of them. Returns how many changed."""
+    changed = await do_mark_mentions_read(
+        session, actor=principal.actor, user_id=principal.user_id, mention_ids=body.ids
+    )
+    return {"marked": changed}
+
+
+@router.post("/mentions/{mention_id}/read", response_model=MentionOut, tags=["mentions"])
+async def mention_read(session: SessionDep, principal: Writer, mention_id: int) -> MentionOut:
+    found = await list_mentions(session, principal, mention_id=mention_id, limit=1)
+    if not found:
+        raise ApiError(404, "not_found", "No such mention of yours.")
+    await do_mark_mentions_read(
+        session, actor=principal.actor, user_id=principal.user_id, mention_ids=[mention_id]
+    )
+    return found[0].model_copy(update={"read_at": found[0].read_at or utcnow()})

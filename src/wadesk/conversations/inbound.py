@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wadesk.channels.base import InboundMessage, StatusUpdate
 from wadesk.contacts.actions import resolve_whatsapp_senders
 from wadesk.conversations.events import queue_message_updated
+from wadesk.conversations.hooks import InboundBatch, InboundMessageRef, after_inbound
 from wadesk.conversations.models import Conversation, Message, PendingStatus
 from wadesk.db import insert_for, queue_event, utcnow
 from wadesk.links.attribution import attribute_new_conversations
@@ -195,6 +196,25 @@ async def store_inbound(
             "conversation.updated",
             {"conversation_id": conversation_id, "inbox_id": inbox_id},
         )
+    contact_of_conversation = {conv: contact for contact, conv in conversation_ids.items()}
+    row_of = {row["external_id"]: row for row in rows}
+    await after_inbound(
+        session,
+        InboundBatch(
+            inbox_id=inbox_id,
+            messages=[
+                InboundMessageRef(
+                    message_id=message_id,
+                    conversation_id=conversation_id,
+                    contact_id=contact_of_conversation[conversation_id],
+                    type=row_of[ext]["type"],
+                    text=row_of[ext]["text"],
+                )
+                for message_id, ext, conversation_id in sorted(inserted)
+            ],
+            opened_conversation_ids=set(opened),
+        ),
+    )
     return outcome
 
 

@@ -39,6 +39,10 @@ class Conversation(Base):
         ),
         Index("ix_conversations_inbox_activity", "inbox_id", "last_activity_at", "id"),
         Index("ix_conversations_activity", "last_activity_at", "id"),
+        # The inbox list's "Mine" folder: newest activity first among one person's conversations.
+        Index("ix_conversations_assignee_activity", "assignee_id", "last_activity_at", "id"),
+        # Lists by status (the inbox opens on "open"), newest activity first.
+        Index("ix_conversations_status_activity", "status", "last_activity_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -82,7 +86,8 @@ class ConversationLabel(Base):
     )
 
 
-MESSAGE_STATUSES = ("received", "queued", "sent", "delivered", "read", "failed")
+# "note": a private note of the team, never sent (see actions.do_add_note).
+MESSAGE_STATUSES = ("received", "queued", "sent", "delivered", "read", "failed", "note")
 
 
 class Message(Base):
@@ -91,6 +96,16 @@ class Message(Base):
         # Provider ids are unique per inbox: retries and concurrent duplicates insert nothing.
         UniqueConstraint("inbox_id", "external_id"),
         Index("ix_messages_conversation", "conversation_id", "id"),
+        # Search by message text ("q" of the conversation list): a trigram GIN index on
+        # PostgreSQL (migration 0004). On SQLite it is declared empty (WHERE 0): search there
+        # scans, and message text is not indexed twice.
+        Index(
+            "ix_messages_text_trgm",
+            "text",
+            postgresql_using="gin",
+            postgresql_ops={"text": "gin_trgm_ops"},
+            sqlite_where=text("0"),
+        ),
         Index(
             "ix_messages_media_pending",
             "id",
@@ -158,3 +173,23 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Mention(Base):
+    """A colleague @mentioned in a private note: theirs to list and mark read."""
+
+    __tablename__ = "mentions"
+    __table_args__ = (
+        UniqueConstraint("message_id", "user_id"),
+        Index("ix_mentions_user", "user_id", "read_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    author_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -9,8 +9,72 @@ from wadesk.conversations.models import CONVERSATION_STATUSES, PRIORITIES
 
 Status = Literal["open", "pending", "snoozed", "resolved"]
 Priority = Literal["none", "low", "medium", "high", "urgent"]
+Folder = Literal["mine", "unassigned", "all"]
 assert set(CONVERSATION_STATUSES) == {"open", "pending", "snoozed", "resolved"}
 assert set(PRIORITIES) == {"none", "low", "medium", "high", "urgent"}
+
+
+class LabelOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    color: str = Field(examples=["#22c55e"])
+
+
+class LabelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=60, examples=["billing"])
+    color: str | None = Field(
+        default=None, pattern=r"^#[0-9a-fA-F]{6}$", examples=["#22c55e"], description="#rrggbb"
+    )
+
+
+class LabelUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=60)
+    color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$", description="#rrggbb")
+
+
+class NoteCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "@maria can you check the refund?"}]},
+    )
+    text: str = Field(min_length=1, max_length=10_000)
+    mentions: list[int] = Field(
+        default_factory=list,
+        max_length=20,
+        description="User ids to notify; @email or @name in the text mention too",
+    )
+
+
+class MentionOut(BaseModel):
+    id: int
+    conversation_id: int
+    message_id: int
+    author_user_id: int | None
+    author_name: str | None
+    excerpt: str
+    created_at: datetime
+    read_at: datetime | None
+
+
+class MentionsRead(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[int] | None = Field(
+        default=None, max_length=500, description="Mention ids; omit to mark all read"
+    )
+
+
+class FolderCounts(BaseModel):
+    """Open conversations per folder, and those among them with unread customer messages."""
+
+    mine: int
+    unassigned: int
+    all: int
+    mine_unread: int
+    unassigned_unread: int
+    all_unread: int
 
 
 class ConversationOut(BaseModel):
@@ -22,6 +86,13 @@ class ConversationOut(BaseModel):
     priority: str
     assignee_id: int | None
     labels: list[str]
+    label_details: list[LabelOut] = Field(
+        default_factory=list, description="The labels with their id and colour"
+    )
+    source: dict[str, Any] | None = Field(
+        default=None,
+        description="The click-to-chat link or ad that started the conversation (type: link|ad)",
+    )
     snoozed_until: datetime | None
     last_customer_message_at: datetime | None
     window_closes_at: datetime | None = Field(
@@ -117,3 +188,6 @@ class MessageCreate(BaseModel):
     content: dict[str, Any] | None = None
     reply_to_message_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
     media_link: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+    upload_id: int | None = Field(
+        default=None, ge=1, le=2**63 - 1, description="A file from POST /api/v1/uploads"
+    )

@@ -17,7 +17,7 @@ import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import httpx
@@ -35,6 +35,7 @@ from wadesk.conversations.inbound import apply_parked_for
 from wadesk.conversations.models import Message
 from wadesk.db import Database, queue_event, utcnow
 from wadesk.inboxes.models import Inbox
+from wadesk.media.store import LocalMediaStore
 from wadesk.metrics import MESSAGES_FAILED, MESSAGES_SENT, OUTBOX_DEPTH, SEND_RETRIES
 from wadesk.outbox.models import OutboxItem
 from wadesk.outbox.pacing import Pacer
@@ -81,6 +82,7 @@ class OutboxWorker(BackgroundLoop):
         self._pacer = Pacer()
         self.idle_seconds = settings.outbox_poll_seconds
         self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        self._store = LocalMediaStore(settings.resolved_media_dir)
 
     async def run_once(self) -> int:
         """Claim one batch and send it. Returns the number of rows handled."""
@@ -245,8 +247,16 @@ class OutboxWorker(BackgroundLoop):
                 content=message.content,
                 reply_to_external_id=message.reply_to_external_id,
                 media_link=message.content.get("media_link"),
+                media_id=message.media_id if message.content.get("upload_id") else None,
+            )
+            to_upload = (
+                (message.media_key, message.media_mime or "", message.media_filename or "file")
+                if message.content.get("upload_id") and not message.media_id and message.media_key
+                else None
             )
         try:
+            if to_upload is not None:
+                outbound = replace(outbound, media_id=await self._upload(item, config, *to_upload))
             result = await config.client.send(outbound)
         except ChannelSendError as error:
             return await self._record_failure(item, error)
@@ -266,6 +276,24 @@ class OutboxWorker(BackgroundLoop):
             await self._finish(session, item, "done", None)
         MESSAGES_SENT.inc()
         return None
+
+    async def _upload(
+        self, item: Claimed, config: InboxSendConfig, key: str, mime: str, filename: str
+    ) -> str:
+        """Upload an outbound file to WhatsApp (``POST /{phone_number_id}/media``) and keep
+        its media id on the message, so that a retry sends without uploading again."""
+        try:
+            data = await self._store.get(key)
+        except (OSError, ValueError) as exc:
+            raise ChannelSendError(
+                "131053", "The file to send is missing from the media store.", transient=False
+            ) from exc
+        media_id = await config.client.upload_media(data, mime, filename)
+        async with self._db.session() as session:
+            await session.execute(
+                update(Message).where(Message.id == item.message_id).values(media_id=media_id)
+            )
+        return media_id
 
     async def _record_failure(self, item: Claimed, error: ChannelSendError) -> float | None:
         retry = error.transient and item.attempts < self._settings.outbox_max_attempts

@@ -7,7 +7,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-Event = tuple[str, dict[str, Any]]
+
+class Event(tuple[str, dict[str, Any]]):
+    """A committed event: unpacks as ``(kind, payload)`` like before; ``id`` is its id in the
+    event log (None only for an event that never went through a commit)."""
+
+    id: int | None
+
+    def __new__(cls, kind: str, payload: dict[str, Any], id: int | None = None) -> Event:
+        self = super().__new__(cls, (kind, payload))
+        self.id = id
+        return self
+
+    @property
+    def kind(self) -> str:
+        return self[0]
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self[1]
+
+    def __repr__(self) -> str:
+        return f"Event(id={self.id!r}, kind={self[0]!r}, payload={self[1]!r})"
 
 
 class EventBus:

@@ -34,7 +34,10 @@ FormText = Annotated[str, Form(max_length=1024)]
 
 @router.get("/")
 async def home(auth: MaybeSignedIn) -> Response:
-    return redirect("/account" if auth else "/login")
+    # Agents live in the inbox: signing in from the front door lands there.
+    if auth is None:
+        return redirect("/login?next=/inbox")
+    return redirect("/inbox" if auth.principal.can("conversations.read") else "/account")
 
 
 def _login_page(

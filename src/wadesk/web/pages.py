@@ -51,6 +51,10 @@ NOTICES = {
     "member_added": "Added to the inbox.",
     "member_removed": "Removed from the inbox.",
     "password_set": "The password was set and their sessions ended.",
+    "link_created": "The link is ready: share its short URL, QR code or a snippet below.",
+    "link_saved": "Saved. The short URL now leads to the new text.",
+    "link_deactivated": "The link is off: its short URL answers “no longer active”.",
+    "link_activated": "The link is on again.",
 }
 
 

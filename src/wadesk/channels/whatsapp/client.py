@@ -166,7 +166,12 @@ class WhatsAppClient:
             data={"messaging_product": "whatsapp", "type": mime_type},
             files={"file": (filename, data, mime_type)},
         )
-        return str(response.json()["id"])
+        try:
+            return str(response.json()["id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ChannelSendError(
+                "131053", "unexpected answer from WhatsApp to a media upload", transient=True
+            ) from exc
 
     async def list_templates(self) -> list[dict[str, Any]]:
         if not self._waba_id:
@@ -178,3 +183,12 @@ class WhatsAppClient:
             templates.extend(body.get("data", []))
             url = body.get("paging", {}).get("next")
         return templates
+
+    async def create_template(self, template: dict[str, Any]) -> dict[str, Any]:
+        """Submit a new message template for review: {"id", "status", "category"}."""
+        if not self._waba_id:
+            raise ChannelSendError("no_waba", "the inbox has no business account", transient=False)
+        response = await self._request(
+            "POST", f"{self._base}/{self._waba_id}/message_templates", json=template
+        )
+        return dict(response.json())

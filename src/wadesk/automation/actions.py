@@ -1,0 +1,654 @@
+"""State changes of automation: rules, integrations, inbox hours/greeting/away, quick replies,
+message templates, and the jobs queued by conversation hooks."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wadesk.audit.actions import Actor, record
+from wadesk.automation.hours import HoursInvalid, parse_hours
+from wadesk.automation.models import (
+    AutomationJob,
+    AutomationRule,
+    InboxAutomation,
+    Integration,
+    MessageTemplate,
+    QuickReply,
+)
+from wadesk.automation.rules import (
+    RuleInvalid,
+    validate_actions,
+    validate_conditions,
+    validate_trigger,
+)
+from wadesk.conversations.hooks import InboundBatch
+from wadesk.conversations.models import Conversation
+from wadesk.db import queue_event, utcnow
+
+AUTOMATION_ACTOR = Actor.system("automation")
+RULES_CHANGED = "automation.rules_changed"
+QUEUED = "automation.queued"
+SHORTCUT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
+RULE_FIELDS = ("name", "trigger", "conditions", "actions", "after_handoff", "enabled")
+
+
+class AutomationInvalid(ValueError):
+    def __init__(self, code: str, message: str, field: str | None = None, status: int = 422):
+        super().__init__(message)
+        self.code = code
+        self.field = field
+        self.status = status
+
+
+# ------------------------------------------------------------------ jobs (called by hooks)
+
+
+async def inbox_is_automated(session: AsyncSession, inbox_id: int) -> bool:
+    """Whether anything could answer in this inbox (one indexed lookup per batch)."""
+    query = select(
+        or_(
+            exists().where(AutomationRule.inbox_id == inbox_id, AutomationRule.enabled.is_(True)),
+            exists().where(
+                InboxAutomation.inbox_id == inbox_id,
+                or_(InboxAutomation.greeting_enabled, InboxAutomation.away_enabled),
+            ),
+        )
+    )
+    return bool(await session.scalar(query))
+
+
+async def queue_inbound_jobs(session: AsyncSession, batch: InboundBatch) -> None:
+    """One job per new customer message, in the ingest transaction (no I/O here)."""
+    if not batch.messages or not await inbox_is_automated(session, batch.inbox_id):
+        return
+    now = utcnow()
+    for ref in batch.messages:
+        session.add(
+            AutomationJob(
+                inbox_id=batch.inbox_id,
+                conversation_id=ref.conversation_id,
+                message_id=ref.message_id,
+                trigger="message",
+                opened=ref.conversation_id in batch.opened_conversation_ids,
+                state="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    queue_event(session, QUEUED, {"inbox_id": batch.inbox_id})
+
+
+async def queue_change_jobs(
+    session: AsyncSession, conversation: Conversation, changes: dict[str, Any]
+) -> None:
+    status = changes.get("status")
+    if status is None or status[1] != "resolved":
+        return
+    has_rules = await session.scalar(
+        select(
+            exists().where(
+                AutomationRule.inbox_id == conversation.inbox_id,
+                AutomationRule.trigger == "resolved",
+                AutomationRule.enabled.is_(True),
+            )
+        )
+    )
+    if not has_rules:
+        return
+    now = utcnow()
+    session.add(
+        AutomationJob(
+            inbox_id=conversation.inbox_id,
+            conversation_id=conversation.id,
+            message_id=None,
+            trigger="resolved",
+            opened=False,
+            state="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    queue_event(session, QUEUED, {"inbox_id": conversation.inbox_id})
+
+
+# ------------------------------------------------------------------ rules
+
+
+def _changed_rules(session: AsyncSession, inbox_id: int) -> None:
+    queue_event(session, RULES_CHANGED, {"inbox_id": inbox_id})
+
+
+def _rule_values(data: dict[str, Any], integration_names: set[str]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    if "name" in data:
+        name = str(data["name"] or "").strip()
+        if not name or len(name) > 200:
+            raise RuleInvalid(
+                "invalid_name", "A rule needs a name (at most 200 characters).", "name"
+            )
+        clean["name"] = name
+    if "trigger" in data:
+        clean["trigger"] = validate_trigger(data["trigger"])
+    if "conditions" in data:
+        clean["conditions"] = validate_conditions(data["conditions"])
+    if "actions" in data:
+        clean["actions"] = validate_actions(data["actions"], integration_names)
+    for flag in ("after_handoff", "enabled"):
+        if flag in data and data[flag] is not None:
+            clean[flag] = bool(data[flag])
+    return clean
+
+
+async def integration_names(session: AsyncSession) -> set[str]:
+    return set((await session.scalars(select(Integration.name))).all())
+
+
+async def do_create_rule(
+    session: AsyncSession, *, actor: Actor, inbox_id: int, data: dict[str, Any]
+) -> AutomationRule:
+    values = _rule_values(
+        {"trigger": "message", "conditions": {}, **data}, await integration_names(session)
+    )
+    if "name" not in values or "actions" not in values:
+        raise RuleInvalid("invalid_rule", "A rule needs a name and actions.")
+    last = await session.scalar(
+        select(func.max(AutomationRule.position)).where(AutomationRule.inbox_id == inbox_id)
+    )
+    rule = AutomationRule(
+        inbox_id=inbox_id,
+        position=(last or 0) + 10,
+        matches=0,
+        answered=0,
+        handed_off=0,
+        last_reviewed_at=utcnow(),
+        **values,
+    )
+    session.add(rule)
+    await session.flush()
+    await record(
+        session,
+        actor,
+        "automation_rule.create",
+        "automation_rule",
+        rule.id,
+        {"inbox_id": inbox_id, **values},
+    )
+    _changed_rules(session, inbox_id)
+    return rule
+
+
+async def do_update_rule(
+    session: AsyncSession, *, actor: Actor, rule: AutomationRule, data: dict[str, Any]
+) -> AutomationRule:
+    values = _rule_values(data, await integration_names(session))
+    changes = {
+        key: {"before": getattr(rule, key), "after": value}
+        for key, value in values.items()
+        if getattr(rule, key) != value
+    }
+    if not changes:
+        return rule
+    for key, value in values.items():
+        setattr(rule, key, value)
+    rule.updated_at = utcnow()
+    # Editing a rule is reviewing it.
+    rule.last_reviewed_at = utcnow()
+    await record(session, actor, "automation_rule.update", "automation_rule", rule.id, changes)
+    _changed_rules(session, rule.inbox_id)
+    return rule
+
+
+async def do_delete_rule(session: AsyncSession, *, actor: Actor, rule: AutomationRule) -> None:
+    await record(
+        session,
+        actor,
+        "automation_rule.delete",
+        "automation_rule",
+        rule.id,
+        {"inbox_id": rule.inbox_id, "name": rule.name},
+    )
+    await session.delete(rule)
+    _changed_rules(session, rule.inbox_id)
+
+
+async def do_mark_reviewed(
+    session: AsyncSession, *, actor: Actor, rule: AutomationRule
+) -> AutomationRule:
+    rule.last_reviewed_at = utcnow()
+    await record(session, actor, "automation_rule.review", "automation_rule", rule.id)
+    return rule
+
+
+async def do_move_rule(
+    session: AsyncSession, *, actor: Actor, rule: AutomationRule, offset: int
+) -> list[int]:
+    """Move a rule up (-1) or down (+1) in its inbox's order; renumbers 10, 20, 30..."""
+    rules = list(
+        (
+            await session.scalars(
+                select(AutomationRule)
+                .where(AutomationRule.inbox_id == rule.inbox_id)
+                .order_by(AutomationRule.position, AutomationRule.id)
+            )
+        ).all()
+    )
+    index = next(i for i, r in enumerate(rules) if r.id == rule.id)
+    target = max(0, min(len(rules) - 1, index + offset))
+    rules.insert(target, rules.pop(index))
+    for position, item in enumerate(rules, start=1):
+        item.position = position * 10
+    await record(
+        session,
+        actor,
+        "automation_rule.move",
+        "automation_rule",
+        rule.id,
+        {"from": index + 1, "to": target + 1},
+    )
+    _changed_rules(session, rule.inbox_id)
+    return [r.id for r in rules]
+
+
+# ------------------------------------------------------------------ integrations
+
+
+def _integration_values(data: dict[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    if "name" in data:
+        name = str(data["name"] or "").strip()
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,59}", name):
+            raise AutomationInvalid(
+                "invalid_name",
+                "An integration name is lower-case letters, digits, - and _.",
+                "name",
+            )
+        clean["name"] = name
+    if "url" in data:
+        url = str(data["url"] or "")
+        if not url.startswith(("http://", "https://")) or len(url) > 2000:
+            raise AutomationInvalid(
+                "invalid_url", "The URL starts with http:// or https://.", "url"
+            )
+        clean["url"] = url
+    if "method" in data and data["method"] is not None:
+        method = str(data["method"]).upper()
+        if method not in ("GET", "POST"):
+            raise AutomationInvalid("invalid_method", "method is GET or POST.", "method")
+        clean["method"] = method
+    if "headers" in data and data["headers"] is not None:
+        headers = data["headers"]
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9-]{1,100}", k)
+            for k, v in headers.items()
+        ):
+            raise AutomationInvalid(
+                "invalid_headers", "headers maps header names to texts.", "headers"
+            )
+        clean["headers"] = headers
+    if "secret_header" in data:
+        header = data["secret_header"] or None
+        if header is not None and not re.fullmatch(r"[A-Za-z0-9-]{1,100}", str(header)):
+            raise AutomationInvalid(
+                "invalid_headers", "secret_header is a header name.", "secret_header"
+            )
+        clean["secret_header"] = header
+    if "secret" in data and data["secret"] is not None:
+        clean["secret"] = str(data["secret"]) or None
+    if "timeout_seconds" in data and data["timeout_seconds"] is not None:
+        timeout = float(data["timeout_seconds"])
+        if not 0.1 <= timeout <= 30:
+            raise AutomationInvalid(
+                "invalid_timeout", "timeout_seconds is 0.1 to 30.", "timeout_seconds"
+            )
+        clean["timeout_seconds"] = timeout
+    return clean
+
+
+def _redacted(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("(set)" if k == "secret" and v else v) for k, v in values.items()}
+
+
+async def do_create_integration(
+    session: AsyncSession, *, actor: Actor, data: dict[str, Any]
+) -> Integration:
+    values = _integration_values({"method": "GET", "timeout_seconds": 3.0, **data})
+    if "name" not in values or "url" not in values:
+        raise AutomationInvalid("invalid_integration", "An integration needs a name and a URL.")
+    if await session.scalar(select(Integration.id).where(Integration.name == values["name"])):
+        raise AutomationInvalid(
+            "name_taken", "Another integration has this name.", "name", status=409
+        )
+    integration = Integration(**{"headers": {}, **values})
+    session.add(integration)
+    await session.flush()
+    await record(
+        session, actor, "integration.create", "integration", integration.id, _redacted(values)
+    )
+    queue_event(session, RULES_CHANGED, {"inbox_id": None})
+    return integration
+
+
+async def do_update_integration(
+    session: AsyncSession, *, actor: Actor, integration: Integration, data: dict[str, Any]
+) -> Integration:
+    values = _integration_values(data)
+    if "name" in values and values["name"] != integration.name:
+        raise AutomationInvalid(
+            "name_fixed", "Rules refer to integrations by name: create a new one.", "name"
+        )
+    for key, value in values.items():
+        setattr(integration, key, value)
+    integration.updated_at = utcnow()
+    await record(
+        session, actor, "integration.update", "integration", integration.id, _redacted(values)
+    )
+    queue_event(session, RULES_CHANGED, {"inbox_id": None})
+    return integration
+
+
+async def do_delete_integration(
+    session: AsyncSession, *, actor: Actor, integration: Integration
+) -> None:
+    await record(
+        session,
+        actor,
+        "integration.delete",
+        "integration",
+        integration.id,
+        {"name": integration.name},
+    )
+    await session.delete(integration)
+    queue_event(session, RULES_CHANGED, {"inbox_id": None})
+
+
+# ------------------------------------------------------------------ hours, greeting, away
+
+
+async def inbox_automation(session: AsyncSession, inbox_id: int) -> InboxAutomation:
+    current = await session.get(InboxAutomation, inbox_id)
+    if current is None:
+        current = InboxAutomation(
+            inbox_id=inbox_id,
+            timezone="UTC",
+            schedule={},
+            holidays=[],
+            greeting_enabled=False,
+            greeting_text="",
+            greeting_after_days=30,
+            away_enabled=False,
+            away_text="",
+        )
+    return current
+
+
+async def do_set_inbox_automation(
+    session: AsyncSession, *, actor: Actor, inbox_id: int, data: dict[str, Any]
+) -> InboxAutomation:
+    current = await inbox_automation(session, inbox_id)
+    merged = {
+        "timezone": data.get("timezone", current.timezone),
+        "schedule": data.get("schedule", current.schedule),
+        "holidays": data.get("holidays", current.holidays),
+    }
+    try:
+        parse_hours(merged["timezone"], merged["schedule"], merged["holidays"])
+    except HoursInvalid as exc:
+        raise AutomationInvalid("invalid_hours", str(exc), "schedule") from exc
+    texts = {
+        key: str(data[key]) if data.get(key) is not None else getattr(current, key)
+        for key in ("greeting_text", "away_text")
+    }
+    flags = {
+        key: bool(data[key]) if data.get(key) is not None else getattr(current, key)
+        for key in ("greeting_enabled", "away_enabled")
+    }
+    for key, value in texts.items():
+        if len(value) > 4096:
+            raise AutomationInvalid("text_too_long", f"{key} holds at most 4,096 characters.", key)
+    if flags["greeting_enabled"] and not texts["greeting_text"].strip():
+        raise AutomationInvalid("text_required", "A greeting needs a text.", "greeting_text")
+    if flags["away_enabled"] and not texts["away_text"].strip():
+        raise AutomationInvalid("text_required", "An away message needs a text.", "away_text")
+    days = current.greeting_after_days
+    if data.get("greeting_after_days") is not None:
+        days = int(data["greeting_after_days"])
+        if not 1 <= days <= 3650:
+            raise AutomationInvalid(
+                "invalid_days", "greeting_after_days is 1 to 3650.", "greeting_after_days"
+            )
+    # Everything is valid: only now change the row.
+    current.greeting_after_days = days
+    current.timezone = merged["timezone"]
+    current.schedule = {k: [list(i) for i in v] for k, v in (merged["schedule"] or {}).items()}
+    current.holidays = sorted({str(h) for h in merged["holidays"] or []})
+    for key, value in {**texts, **flags}.items():
+        setattr(current, key, value)
+    current.updated_at = utcnow()
+    session.add(current)
+    await session.flush()
+    await record(
+        session,
+        actor,
+        "inbox_automation.update",
+        "inbox",
+        inbox_id,
+        {k: v for k, v in data.items() if v is not None},
+    )
+    _changed_rules(session, inbox_id)
+    return current
+
+
+# ------------------------------------------------------------------ quick replies
+
+
+def _quick_reply_values(data: dict[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    if "shortcut" in data:
+        shortcut = str(data["shortcut"] or "").strip().lstrip("/").lower()
+        if not SHORTCUT.match(shortcut):
+            raise AutomationInvalid(
+                "invalid_shortcut",
+                "A shortcut is lower-case letters, digits, - and _ (like refund).",
+                "shortcut",
+            )
+        clean["shortcut"] = shortcut
+    if "title" in data:
+        title = str(data["title"] or "").strip()
+        if not title or len(title) > 200:
+            raise AutomationInvalid("invalid_title", "A title of 1 to 200 characters.", "title")
+        clean["title"] = title
+    if "text" in data:
+        text = str(data["text"] or "")
+        if not text.strip() or len(text) > 4096:
+            raise AutomationInvalid("invalid_text", "A text of 1 to 4,096 characters.", "text")
+        clean["text"] = text
+    if "media_link" in data:
+        link = data["media_link"] or None
+        if link is not None and not str(link).startswith("https://"):
+            raise AutomationInvalid("invalid_media", "media_link is an https:// URL.", "media_link")
+        clean["media_link"] = link
+    return clean
+
+
+async def _shortcut_taken(
+    session: AsyncSession, inbox_id: int | None, shortcut: str, except_id: int | None = None
+) -> bool:
+    query = select(QuickReply.id).where(QuickReply.shortcut == shortcut)
+    query = query.where(
+        QuickReply.inbox_id.is_(None) if inbox_id is None else QuickReply.inbox_id == inbox_id
+    )
+    if except_id is not None:
+        query = query.where(QuickReply.id != except_id)
+    return (await session.scalar(query.limit(1))) is not None
+
+
+async def do_create_quick_reply(
+    session: AsyncSession, *, actor: Actor, inbox_id: int | None, data: dict[str, Any]
+) -> QuickReply:
+    values = _quick_reply_values({"title": data.get("title") or data.get("shortcut"), **data})
+    if not {"shortcut", "text"} <= set(values):
+        raise AutomationInvalid("invalid_quick_reply", "A quick reply needs a shortcut and a text.")
+    if await _shortcut_taken(session, inbox_id, values["shortcut"]):
+        raise AutomationInvalid(
+            "shortcut_taken", f"/{values['shortcut']} exists already here.", "shortcut", 409
+        )
+    reply = QuickReply(inbox_id=inbox_id, usage_count=0, **values)
+    session.add(reply)
+    await session.flush()
+    await record(
+        session,
+        actor,
+        "quick_reply.create",
+        "quick_reply",
+        reply.id,
+        {"inbox_id": inbox_id, **values},
+    )
+    return reply
+
+
+async def do_update_quick_reply(
+    session: AsyncSession, *, actor: Actor, reply: QuickReply, data: dict[str, Any]
+) -> QuickReply:
+    values = _quick_reply_values(data)
+    if "shortcut" in values and await _shortcut_taken(
+        session, reply.inbox_id, values["shortcut"], reply.id
+    ):
+        raise AutomationInvalid(
+            "shortcut_taken", f"/{values['shortcut']} exists already here.", "shortcut", 409
+        )
+    for key, value in values.items():
+        setattr(reply, key, value)
+    reply.updated_at = utcnow()
+    await record(session, actor, "quick_reply.update", "quick_reply", reply.id, values)
+    return reply
+
+
+async def do_delete_quick_reply(session: AsyncSession, *, actor: Actor, reply: QuickReply) -> None:
+    await record(
+        session, actor, "quick_reply.delete", "quick_reply", reply.id, {"shortcut": reply.shortcut}
+    )
+    await session.delete(reply)
+
+
+async def do_count_quick_reply_use(session: AsyncSession, *, reply: QuickReply) -> None:
+    await session.execute(
+        update(QuickReply)
+        .where(QuickReply.id == reply.id)
+        .values(usage_count=QuickReply.usage_count + 1)
+    )
+
+
+# ------------------------------------------------------------------ message templates
+
+
+def _parse_templates(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    parsed: list[dict[str, Any]] = []
+    for item in items:
+        if not isinstance(item, dict) or not item.get("name") or not item.get("language"):
+            continue
+        parsed.append(
+            {
+                "external_id": str(item.get("id") or "")[:64] or None,
+                "name": str(item["name"])[:512],
+                "language": str(item["language"])[:16],
+                "category": str(item.get("category") or "UTILITY")[:30],
+                "status": str(item.get("status") or "PENDING")[:30],
+                "components": item.get("components")
+                if isinstance(item.get("components"), list)
+                else [],
+                "rejected_reason": (
+                    str(item["rejected_reason"])[:200] if item.get("rejected_reason") else None
+                ),
+            }
+        )
+    return parsed
+
+
+async def do_store_templates(
+    session: AsyncSession, *, actor: Actor, inbox_id: int, items: list[dict[str, Any]]
+) -> dict[str, int]:
+    """Replace an inbox's templates by what the Graph API listed."""
+    fresh = {(t["name"], t["language"]): t for t in _parse_templates(items)}
+    existing = {
+        (t.name, t.language): t
+        for t in (
+            await session.scalars(
+                select(MessageTemplate).where(MessageTemplate.inbox_id == inbox_id)
+            )
+        ).all()
+    }
+    now = utcnow()
+    created = updated = 0
+    for key, values in fresh.items():
+        current = existing.get(key)
+        if current is None:
+            session.add(MessageTemplate(inbox_id=inbox_id, synced_at=now, **values))
+            created += 1
+        else:
+            for field_name, value in values.items():
+                setattr(current, field_name, value)
+            current.synced_at = now
+            updated += 1
+    gone = [t.id for key, t in existing.items() if key not in fresh]
+    if gone:
+        await session.execute(delete(MessageTemplate).where(MessageTemplate.id.in_(gone)))
+    counts = {"created": created, "updated": updated, "removed": len(gone)}
+    await record(session, actor, "message_templates.sync", "inbox", inbox_id, counts)
+    return counts
+
+
+TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
+LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Z]{2})?$")
+CATEGORIES = ("MARKETING", "UTILITY", "AUTHENTICATION")
+
+
+def template_submission(data: dict[str, Any]) -> dict[str, Any]:
+    """Check a new template before it goes to the Graph API."""
+    name = str(data.get("name") or "")
+    if not TEMPLATE_NAME.match(name):
+        raise AutomationInvalid(
+            "invalid_name", "A template name is lower-case letters, digits and _.", "name"
+        )
+    language = str(data.get("language") or "")
+    if not LANGUAGE.match(language):
+        raise AutomationInvalid("invalid_language", "language is like en_US or fr.", "language")
+    category = str(data.get("category") or "").upper()
+    if category not in CATEGORIES:
+        raise AutomationInvalid(
+            "invalid_category", f"category is one of {', '.join(CATEGORIES)}.", "category"
+        )
+    body = str(data.get("body") or "")
+    if not body.strip() or len(body) > 1024:
+        raise AutomationInvalid("invalid_body", "The body is 1 to 1,024 characters.", "body")
+    components: list[dict[str, Any]] = []
+    header = str(data.get("header") or "")
+    if header:
+        components.append({"type": "HEADER", "format": "TEXT", "text": header[:60]})
+    body_component: dict[str, Any] = {"type": "BODY", "text": body}
+    examples = data.get("examples") or []
+    if examples:
+        body_component["example"] = {"body_text": [[str(e) for e in examples]]}
+    components.append(body_component)
+    footer = str(data.get("footer") or "")
+    if footer:
+        components.append({"type": "FOOTER", "text": footer[:60]})
+    buttons = [str(b)[:25] for b in data.get("buttons") or [] if str(b).strip()]
+    if buttons:
+        components.append(
+            {
+                "type": "BUTTONS",
+                "buttons": [{"type": "QUICK_REPLY", "text": b} for b in buttons[:3]],
+            }
+        )
+    return {"name": name, "language": language, "category": category, "components": components}
+
+
+def as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

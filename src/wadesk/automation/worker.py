@@ -1,0 +1,688 @@
+"""Run automation jobs: claim with a lease, decide (rules, greeting, away), call integrations
+outside any transaction, then apply the effects and mark the job done in one transaction.
+
+- A job is queued in the transaction that stored its message (conversations/hooks.py), so a
+  crash never loses a trigger; the effects (replies in the outbox, labels, notes) commit
+  together with ``state = 'done'``, so a job whose worker died is re-run, never half-applied.
+- Jobs of one conversation run one at a time and in order (a pending question must see the
+  previous answer).
+- Loop protection: only customer messages queue jobs; an inbound text equal to our last
+  automated reply (an echo) is ignored; at most ``MAX_REPLIES_PER_WINDOW`` automated replies
+  per customer in ten minutes; a conversation a person took over (assigned, or a person
+  replied) is left alone unless the rule says ``after_handoff``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, cast
+
+import httpx
+import structlog
+from sqlalchemy import CursorResult, and_, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wadesk.accounts.models import InboxMember
+from wadesk.automation.actions import AUTOMATION_ACTOR, QUEUED, RULES_CHANGED
+from wadesk.automation.engine import (
+    CompiledRule,
+    Effects,
+    Facts,
+    IntegrationSpec,
+    RuleSet,
+    compile_rules,
+    evaluate,
+    run_rule,
+)
+from wadesk.automation.hours import Hours, describe, is_open, next_opening, parse_hours
+from wadesk.automation.models import (
+    AutomationContactState,
+    AutomationJob,
+    AutomationRule,
+    InboxAutomation,
+    Integration,
+    QuickReply,
+)
+from wadesk.automation.text import normalise, render
+from wadesk.background import BackgroundLoop
+from wadesk.config import Settings
+from wadesk.contacts.models import Contact
+from wadesk.conversations.actions import (
+    SendRefused,
+    SendRequest,
+    do_add_note,
+    do_send_message,
+    do_update_conversation,
+)
+from wadesk.conversations.models import Conversation, ConversationLabel, Label, Message
+from wadesk.db import Database, insert_for, queue_event, utcnow
+from wadesk.inboxes.models import Inbox
+
+log = structlog.get_logger(__name__)
+
+LEASE_SECONDS = 30.0
+MAX_ATTEMPTS = 5
+BATCH = 100
+REPLY_WINDOW = timedelta(minutes=10)
+MAX_REPLIES_PER_WINDOW = 10
+GREETING_REPEAT = timedelta(hours=24)
+APPLY_CONCURRENCY = 4
+
+
+@dataclass(slots=True)
+class Prepared:
+    job_id: int
+    inbox_id: int
+    conversation_id: int
+    contact_id: int
+    trigger: str
+    rule: CompiledRule | None = None
+    start: int = 0
+    new_match: bool = False
+    context: dict[str, Any] = field(default_factory=dict)
+    greeting: str | None = None
+    away: str | None = None
+    clear_pending: bool = False
+    skipped: str | None = None
+    quick_replies: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Decided:
+    prepared: Prepared
+    effects: Effects
+    elapsed_ms: float = 0.0
+
+
+def first_name(name: str | None) -> str:
+    return (name or "").strip().split(" ")[0] if name else ""
+
+
+class AutomationWorker(BackgroundLoop):
+    name = "automation.worker"
+    idle_seconds = 2.0
+
+    def __init__(self, db: Database, settings: Settings, http: httpx.AsyncClient) -> None:
+        super().__init__()
+        self._db = db
+        self._settings = settings
+        self._http = http
+        self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        self._rules: dict[int, RuleSet] = {}
+        self._compiled: dict[int, tuple[Any, CompiledRule]] = {}  # rule id -> (updated_at, rule)
+        self._integrations: dict[str, IntegrationSpec] | None = None
+        # Applying transactions at once: one on SQLite (one connection), a few on PostgreSQL.
+        self._applying = asyncio.Semaphore(1 if db.is_sqlite else APPLY_CONCURRENCY)
+
+    # ------------------------------------------------------------ events
+
+    def on_event(self, kind: str, payload: dict[str, Any]) -> None:
+        if kind == QUEUED:
+            self.wake()
+        elif kind == RULES_CHANGED:
+            inbox_id = payload.get("inbox_id")
+            if inbox_id is None:
+                self._rules.clear()
+                self._integrations = None
+            else:
+                self._rules.pop(int(inbox_id), None)
+
+    # ------------------------------------------------------------ the loop
+
+    async def run_once(self) -> int:
+        prepared = await self._claim_and_prepare()
+        if not prepared:
+            return 0
+        # Each job commits on its own as soon as it is decided: a reply that needs no
+        # integration does not wait for one that does, nor for the rest of the batch.
+        await asyncio.gather(*(self._decide_and_apply(p) for p in prepared))
+        return len(prepared)
+
+    async def _decide_and_apply(self, item: Prepared) -> None:
+        decided = await self._decide(item)
+        async with self._applying:
+            try:
+                async with self._db.session() as session:
+                    await self._apply_one(session, decided)
+            except Exception:
+                # Left pending: retried after the lease, up to MAX_ATTEMPTS.
+                log.exception("automation.apply_failed", job_id=item.job_id)
+
+    async def ruleset(self, session: AsyncSession, inbox_id: int) -> RuleSet:
+        cached = self._rules.get(inbox_id)
+        if cached is None:
+            rows = (
+                await session.scalars(
+                    select(AutomationRule).where(
+                        AutomationRule.inbox_id == inbox_id, AutomationRule.enabled.is_(True)
+                    )
+                )
+            ).all()
+            cached = compile_rules(rows, self._compiled)
+            self._rules[inbox_id] = cached
+        return cached
+
+    async def _integration_specs(self, session: AsyncSession) -> dict[str, IntegrationSpec]:
+        if self._integrations is None:
+            rows = (await session.scalars(select(Integration))).all()
+            self._integrations = {
+                row.name: IntegrationSpec(
+                    name=row.name,
+                    url=row.url,
+                    method=row.method,
+                    headers=dict(row.headers or {}),
+                    secret_header=row.secret_header,
+                    secret=row.secret,
+                    timeout_seconds=row.timeout_seconds,
+                )
+                for row in rows
+            }
+        return self._integrations
+
+    async def _claim(self, session: AsyncSession) -> list[AutomationJob]:
+        now = utcnow()
+        query = (
+            select(AutomationJob.id, AutomationJob.conversation_id)
+            .where(text("automation_jobs.state = 'pending'"), AutomationJob.next_attempt_at <= now)
+            .order_by(AutomationJob.id)
+            .limit(BATCH)
+        )
+        if not self._db.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        candidates = (await session.execute(query)).tuples().all()
+        if not candidates:
+            return []
+        conversations = sorted({c for _, c in candidates})
+        # Only each conversation's oldest pending job: they run one at a time, in order.
+        oldest = dict(
+            (
+                await session.execute(
+                    select(AutomationJob.conversation_id, func.min(AutomationJob.id))
+                    .where(
+                        AutomationJob.state == "pending",
+                        AutomationJob.conversation_id.in_(conversations),
+                    )
+                    .group_by(AutomationJob.conversation_id)
+                )
+            )
+            .tuples()
+            .all()
+        )
+        ids = [jid for jid, conv in candidates if oldest.get(conv) == jid]
+        if not ids:
+            return []
+        lease = now + timedelta(seconds=LEASE_SECONDS)
+        await session.execute(
+            update(AutomationJob)
+            .where(AutomationJob.id.in_(ids))
+            .values(
+                next_attempt_at=lease,
+                lease_owner=self.owner,
+                attempts=AutomationJob.attempts + 1,
+            )
+        )
+        jobs = list(
+            (
+                await session.scalars(
+                    select(AutomationJob)
+                    .where(AutomationJob.id.in_(ids))
+                    .order_by(AutomationJob.id)
+                    .execution_options(populate_existing=True)
+                )
+            ).all()
+        )
+        failed = [job for job in jobs if job.attempts > MAX_ATTEMPTS]
+        for job in failed:
+            job.state, job.done_at = "failed", now
+            job.outcome = {"error": "gave up after repeated errors"}
+            log.warning("automation.job_failed", job_id=job.id)
+        return [job for job in jobs if job.attempts <= MAX_ATTEMPTS]
+
+    async def _claim_and_prepare(self) -> list[Prepared]:
+        async with self._db.session() as session:
+            jobs = await self._claim(session)
+            if not jobs:
+                return []
+            return await self._prepare(session, jobs)
+
+    async def _prepare(self, session: AsyncSession, jobs: list[AutomationJob]) -> list[Prepared]:
+        now = utcnow()
+        conversations = {
+            c.id: c
+            for c in (
+                await session.scalars(
+                    select(Conversation).where(
+                        Conversation.id.in_({j.conversation_id for j in jobs})
+                    )
+                )
+            ).all()
+        }
+        message_ids = [j.message_id for j in jobs if j.message_id is not None]
+        messages = {
+            m.id: m
+            for m in (
+                await session.scalars(select(Message).where(Message.id.in_(message_ids)))
+            ).all()
+        }
+        contact_ids = {c.contact_id for c in conversations.values()}
+        contacts = {
+            c.id: c
+            for c in (
+                await session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+            ).all()
+        }
+        inbox_ids = {j.inbox_id for j in jobs}
+        inboxes = {
+            i.id: i
+            for i in (await session.scalars(select(Inbox).where(Inbox.id.in_(inbox_ids)))).all()
+        }
+        settings = {
+            s.inbox_id: s
+            for s in (
+                await session.scalars(
+                    select(InboxAutomation).where(InboxAutomation.inbox_id.in_(inbox_ids))
+                )
+            ).all()
+        }
+        states = {
+            (s.inbox_id, s.contact_id): s
+            for s in (
+                await session.scalars(
+                    select(AutomationContactState).where(
+                        AutomationContactState.contact_id.in_(contact_ids),
+                        AutomationContactState.inbox_id.in_(inbox_ids),
+                    )
+                )
+            ).all()
+        }
+        # A person replied (notes do not count): the conversation is theirs.
+        human = set(
+            (
+                await session.scalars(
+                    select(Message.conversation_id)
+                    .where(
+                        Message.conversation_id.in_(list(conversations)),
+                        Message.direction == "out",
+                        Message.sender_user_id.is_not(None),
+                        Message.status != "note",
+                    )
+                    .distinct()
+                )
+            ).all()
+        )
+        hours = {
+            inbox_id: parse_hours(s.timezone, s.schedule, s.holidays)
+            for inbox_id, s in settings.items()
+        }
+        prepared: list[Prepared] = []
+        shortcuts: dict[int, set[str]] = {}
+        for job in jobs:
+            conversation = conversations.get(job.conversation_id)
+            if conversation is None:
+                continue
+            contact = contacts.get(conversation.contact_id)
+            inbox = inboxes.get(job.inbox_id)
+            message = messages.get(job.message_id) if job.message_id is not None else None
+            item = Prepared(
+                job_id=job.id,
+                inbox_id=job.inbox_id,
+                conversation_id=conversation.id,
+                contact_id=conversation.contact_id,
+                trigger=job.trigger,
+            )
+            prepared.append(item)
+            if contact is None or inbox is None:
+                item.skipped = "gone"
+                continue
+            inbox_hours = hours.get(inbox.id, Hours())
+            open_now = is_open(inbox_hours, now)
+            attributes = dict(contact.attributes or {})
+            contact_data = {
+                **{k: v for k, v in attributes.items() if isinstance(k, str)},
+                "name": contact.name or "",
+                "first_name": first_name(contact.name),
+                "phone": contact.phone_e164 or "",
+            }
+            item.context = {
+                "contact": contact_data,
+                "message": {"text": (message.text if message else "") or ""},
+                "inbox": {"name": inbox.name},
+                "hours": {
+                    "open": open_now,
+                    "next_opening": describe(inbox_hours, next_opening(inbox_hours, now)),
+                },
+                "match": {},
+            }
+            taken_over = conversation.assignee_id is not None or conversation.id in human
+            state = states.get((inbox.id, contact.id))
+            text_in = (message.text if message else None) or ""
+            if job.trigger == "message" and state is not None:
+                if (
+                    state.last_reply_text
+                    and text_in
+                    and normalise(text_in) == normalise(state.last_reply_text)
+                ):
+                    item.skipped = "echo of our own reply"
+                    continue
+                if (
+                    state.replies_window_at is not None
+                    and state.replies_window_at > now - REPLY_WINDOW
+                    and state.replies_in_window >= MAX_REPLIES_PER_WINDOW
+                ):
+                    item.skipped = "loop guard: too many automated replies"
+                    continue
+            rules = await self.ruleset(session, inbox.id)
+            facts = Facts.of(text_in, contact_data, inbox.channel_type, open_now)
+            # 1. An answer to a question a rule asked.
+            if job.trigger == "message" and state is not None and state.pending_rule_id is not None:
+                item.clear_pending = True
+                pending_rule = rules.by_id.get(state.pending_rule_id)
+                data = dict(state.pending_data or {})
+                capture, pattern = data.pop("__capture", ""), data.pop("__pattern", "")
+                live = state.pending_until is not None and state.pending_until > now
+                if (
+                    pending_rule is not None
+                    and live
+                    and capture
+                    and (not taken_over or pending_rule.after_handoff)
+                ):
+                    answer = re.search(pattern, text_in, re.IGNORECASE)
+                    if answer is not None:
+                        data[capture] = answer.group(0)
+                        item.rule, item.start = pending_rule, (state.pending_step or 0) + 1
+                        item.context["match"] = data
+            # 2. The rules of the trigger(s), first match wins.
+            if item.rule is None:
+                chosen = None
+                if job.opened:
+                    chosen = evaluate(rules, "opened", facts, taken_over=taken_over)
+                if chosen is None:
+                    chosen = evaluate(rules, job.trigger, facts, taken_over=taken_over)
+                if chosen is not None:
+                    item.rule, captures = chosen
+                    item.context["match"] = captures
+                    item.new_match = True
+            if item.rule is not None:
+                for action in item.rule.actions:
+                    if action["type"] == "quick_reply":
+                        shortcuts.setdefault(inbox.id, set()).add(action["shortcut"])
+            # 3. Greeting and away message.
+            inbox_settings = settings.get(inbox.id)
+            if job.trigger == "message" and inbox_settings is not None and not taken_over:
+                if inbox_settings.greeting_enabled and job.opened:
+                    recent = (
+                        state is not None
+                        and state.last_greeting_at is not None
+                        and (state.last_greeting_at > now - GREETING_REPEAT)
+                    )
+                    if not recent and await self._silent_long_enough(
+                        session, conversation, job.message_id, inbox_settings.greeting_after_days
+                    ):
+                        item.greeting = render(inbox_settings.greeting_text, item.context)
+                if inbox_settings.away_enabled:
+                    recent = (
+                        state is not None
+                        and state.last_away_at is not None
+                        and (state.last_away_at > now - GREETING_REPEAT)
+                    )
+                    if not recent and (
+                        not open_now or await self._nobody_online(session, inbox.id)
+                    ):
+                        item.away = render(inbox_settings.away_text, item.context)
+        for inbox_id, names in shortcuts.items():
+            rows = (
+                await session.scalars(
+                    select(QuickReply)
+                    .where(
+                        QuickReply.shortcut.in_(names),
+                        (QuickReply.inbox_id == inbox_id) | QuickReply.inbox_id.is_(None),
+                    )
+                    .order_by(QuickReply.inbox_id.is_(None))
+                )
+            ).all()
+            texts: dict[str, str] = {}
+            for row in rows:
+                texts.setdefault(row.shortcut, row.text)
+            for item in prepared:
+                if item.inbox_id == inbox_id:
+                    item.quick_replies = texts
+        if any(p.rule is not None for p in prepared):
+            specs = await self._integration_specs(session)
+            for item in prepared:
+                item.context["__integrations"] = specs
+        return prepared
+
+    async def _silent_long_enough(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        message_id: int | None,
+        days: int,
+    ) -> bool:
+        """First contact, or the customer's previous message is older than ``days``."""
+        query = (
+            select(func.max(Message.created_at))
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(
+                Conversation.inbox_id == conversation.inbox_id,
+                Conversation.contact_id == conversation.contact_id,
+                Message.direction == "in",
+            )
+        )
+        if message_id is not None:
+            query = query.where(Message.id < message_id)
+        previous = await session.scalar(query)
+        return previous is None or previous < utcnow() - timedelta(days=days)
+
+    async def _nobody_online(self, session: AsyncSession, inbox_id: int) -> bool:
+        """With routing's presence in use for this inbox: is every member away or offline?"""
+        try:
+            from wadesk.routing.models import AgentState
+        except ImportError:  # pragma: no cover - routing not installed
+            return False
+        rows = (
+            await session.scalars(
+                select(AgentState.availability)
+                .join(InboxMember, InboxMember.user_id == AgentState.user_id)
+                .where(InboxMember.inbox_id == inbox_id)
+            )
+        ).all()
+        return bool(rows) and "online" not in rows
+
+    async def _decide(self, item: Prepared) -> Decided:
+        started = time.perf_counter()
+        specs = item.context.pop("__integrations", {})
+        if item.skipped or item.rule is None:
+            effects = Effects()
+        else:
+            effects = await run_rule(
+                item.rule,
+                start=item.start,
+                context=item.context,
+                http=self._http,
+                integrations=specs,
+                quick_replies=item.quick_replies,
+            )
+        if item.away:
+            effects.sends.insert(0, item.away)
+        if item.greeting:
+            effects.sends.insert(0, item.greeting)
+        return Decided(item, effects, (time.perf_counter() - started) * 1000)
+
+    # ------------------------------------------------------------ applying
+
+    async def _apply_one(self, session: AsyncSession, decided: Decided) -> None:
+        item, effects = decided.prepared, decided.effects
+        now = utcnow()
+        outcome: dict[str, Any] = {
+            "rule_id": effects.rule_id,
+            "sent": 0,
+            "handed_off": effects.handed_off,
+        }
+        if item.skipped:
+            outcome["skipped"] = item.skipped
+        if effects.trace:
+            outcome["trace"] = effects.trace
+        if effects.integration_ms is not None:
+            outcome["integration_ms"] = round(effects.integration_ms, 1)
+        result = cast(
+            CursorResult[Any],
+            await session.execute(
+                update(AutomationJob)
+                .where(
+                    AutomationJob.id == item.job_id,
+                    AutomationJob.lease_owner == self.owner,
+                    AutomationJob.state == "pending",
+                )
+                .values(state="done", done_at=now, outcome=outcome)
+            ),
+        )
+        if result.rowcount != 1:
+            return  # another worker took it over after our lease ran out
+        conversation = await session.get(Conversation, item.conversation_id)
+        if conversation is None:
+            return
+        sent: list[str] = []
+        refused: list[str] = []
+        for body in effects.sends:
+            body = body.strip()[:4096]
+            if not body:
+                continue
+            kind = (
+                "greeting"
+                if body == (item.greeting or "").strip()
+                else "away"
+                if body == (item.away or "").strip()
+                else "rule"
+            )
+            try:
+                await do_send_message(
+                    session,
+                    actor=AUTOMATION_ACTOR,
+                    conversation=conversation,
+                    request=SendRequest(
+                        type="text",
+                        text=body,
+                        content={"automation": {"kind": kind, "rule_id": effects.rule_id}},
+                    ),
+                    service_window_hours=self._settings.service_window_hours,
+                )
+                sent.append(body)
+            except SendRefused as exc:
+                refused.append(exc.code)
+        if sent or refused:
+            outcome["sent"] = len(sent)
+            if refused:
+                outcome["refused"] = refused
+            await session.execute(
+                update(AutomationJob).where(AutomationJob.id == item.job_id).values(outcome=outcome)
+            )
+        if effects.labels or effects.priority or effects.resolve:
+            labels = None
+            if effects.labels:
+                current = list(
+                    (
+                        await session.scalars(
+                            select(Label.name)
+                            .join(ConversationLabel, ConversationLabel.label_id == Label.id)
+                            .where(ConversationLabel.conversation_id == conversation.id)
+                        )
+                    ).all()
+                )
+                labels = sorted(set(current) | set(effects.labels))
+            await do_update_conversation(
+                session,
+                actor=AUTOMATION_ACTOR,
+                conversation=conversation,
+                labels=labels,
+                priority=effects.priority,
+                status="resolved" if effects.resolve and not effects.handed_off else None,
+            )
+        for note in effects.handoff_notes:
+            await do_add_note(
+                session,
+                actor=AUTOMATION_ACTOR,
+                conversation=conversation,
+                text=f"🤖 {note}"[:4000],
+            )
+        if effects.handed_off:
+            if conversation.status != "open":
+                await do_update_conversation(
+                    session, actor=AUTOMATION_ACTOR, conversation=conversation, status="open"
+                )
+            queue_event(
+                session,
+                "automation.handoff",
+                {"conversation_id": conversation.id, "inbox_id": conversation.inbox_id},
+            )
+        await self._update_state(session, item, effects, sent, now)
+        if effects.rule_id is not None:
+            asked = effects.pending is not None
+            await session.execute(
+                update(AutomationRule)
+                .where(AutomationRule.id == effects.rule_id)
+                .values(
+                    matches=AutomationRule.matches + (1 if item.new_match else 0),
+                    answered=AutomationRule.answered
+                    + (1 if sent and not effects.handed_off and not asked else 0),
+                    handed_off=AutomationRule.handed_off + (1 if effects.handed_off else 0),
+                    last_matched_at=now,
+                )
+            )
+
+    async def _update_state(
+        self, session: AsyncSession, item: Prepared, effects: Effects, sent: list[str], now: Any
+    ) -> None:
+        touch = sent or item.clear_pending or effects.pending is not None
+        if not touch:
+            return
+        insert = insert_for(session.bind.dialect.name)
+        await session.execute(
+            insert(AutomationContactState)
+            .values(
+                inbox_id=item.inbox_id,
+                contact_id=item.contact_id,
+                replies_in_window=0,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["inbox_id", "contact_id"])
+        )
+        state = await session.scalar(
+            select(AutomationContactState)
+            .where(
+                and_(
+                    AutomationContactState.inbox_id == item.inbox_id,
+                    AutomationContactState.contact_id == item.contact_id,
+                )
+            )
+            .execution_options(populate_existing=True)
+        )
+        assert state is not None
+        if item.clear_pending or effects.pending is None:
+            state.pending_rule_id = state.pending_step = None
+            state.pending_data = state.pending_until = None
+        if effects.pending is not None:
+            step, capture, pattern, minutes = effects.pending
+            state.pending_rule_id, state.pending_step = effects.rule_id, step
+            state.pending_data = {
+                **effects.pending_data,
+                "__capture": capture,
+                "__pattern": pattern,
+            }
+            state.pending_until = now + timedelta(minutes=minutes)
+        if sent:
+            if state.replies_window_at is None or state.replies_window_at <= now - REPLY_WINDOW:
+                state.replies_window_at, state.replies_in_window = now, 0
+            state.replies_in_window += len(sent)
+            state.last_reply_text = sent[-1][:500]
+            if item.greeting and item.greeting.strip() in sent:
+                state.last_greeting_at = now
+            if item.away and item.away.strip() in sent:
+                state.last_away_at = now
+        state.updated_at = now

@@ -1,0 +1,1 @@
+"""Teams: groups of people (agents and their supervisors) that conversations can be routed to."""
