@@ -230,6 +230,7 @@ async def test_a_closed_window_offers_an_approved_template(live, browser):
 
     inbox = await create_inbox(live)
     await create_user(live, email="ana@example.com", role="agent", inbox_ids=(inbox["id"],))
+    _, boss = await create_user(live, email="boss@example.com")
     await post_signed(
         live.client,
         inbox["webhook_url"],
@@ -255,10 +256,21 @@ async def test_a_closed_window_offers_an_approved_template(live, browser):
     context, page = await agent_page(live, browser, "ana@example.com", "/inbox?folder=all")
     await page.locator("#conversation-list li.conv a").first.click()
     await expect(page.locator("#composer-text")).to_be_disabled()
+    async with live.runtime.db.session() as session:
+        cid = await session.scalar(select(Conversation.id))
     await page.select_option("[data-template-select]", label="order_update (pt_BR)")
     inputs = page.locator('fieldset[data-template]:not([disabled]) input[name="body"]')
     await inputs.nth(0).fill("48213")
     await inputs.nth(1).fill("amanhã")
+    # A colleague changes the conversation meanwhile: the live refresh keeps Ana's half-made template.
+    async with page.expect_response(lambda r: r.url.endswith(f"/inbox/c/{cid}/header")):
+        changed = await live.client.patch(
+            f"/api/v1/conversations/{cid}",
+            json={"priority": "high"},
+            headers={"Authorization": f"Bearer {boss}"},
+        )
+        assert changed.status_code == 200, changed.text
+    await expect(inputs.nth(1)).to_have_value("amanhã")
     await page.click("[data-template-form] button")
 
     from wadesk.conversations.models import Message

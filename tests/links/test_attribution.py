@@ -355,11 +355,25 @@ async def test_analytics_per_link_and_campaign_with_csv(live, admin, inbox, nata
         ).all()
         first_in = utcnow() - timedelta(minutes=10)
         # Customer wrote 10 minutes ago; the team answered after 90 s and 150 s; one waits.
+        # A private note after 10 s is no answer: the customer never sees it.
         for conversation, answer in zip(conversations, (90, 150, None), strict=True):
             await session.execute(
                 update(Message)
                 .where(Message.conversation_id == conversation.id)
                 .values(created_at=first_in)
+            )
+            session.add(
+                Message(
+                    inbox_id=inbox["id"],
+                    conversation_id=conversation.id,
+                    direction="out",
+                    type="note",
+                    text="cliente VIP",
+                    content={},
+                    status="note",
+                    media_attempts=0,
+                    created_at=first_in + timedelta(seconds=10),
+                )
             )
             if answer is not None:
                 session.add(

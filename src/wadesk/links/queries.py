@@ -192,8 +192,8 @@ async def _figures(
 async def first_response_seconds(
     session: AsyncSession, conversation_ids: Sequence[int]
 ) -> dict[int, float]:
-    """Per conversation: seconds from its first inbound message to the first outbound one
-    after it (conversations without a response are left out)."""
+    """Per conversation: seconds from its first inbound message to the first reply the
+    customer saw after it (private notes do not count; unanswered conversations are left out)."""
     result: dict[int, float] = {}
     for chunk in _chunks(sorted(set(conversation_ids))):
         first_in = (
@@ -208,7 +208,11 @@ async def first_response_seconds(
         rows = await session.execute(
             select(first_in.c.cid, first_in.c.first_in, func.min(Message.created_at))
             .join(Message, Message.conversation_id == first_in.c.cid)
-            .where(Message.direction == "out", Message.created_at >= first_in.c.first_in)
+            .where(
+                Message.direction == "out",
+                Message.type != "note",  # a private note is not an answer to the customer
+                Message.created_at >= first_in.c.first_in,
+            )
             .group_by(first_in.c.cid, first_in.c.first_in)
         )
         for cid, inbound_at, outbound_at in rows.tuples():

@@ -46,10 +46,19 @@ function swapOob(fragment) {
     node.removeAttribute("hx-swap-oob");
     const current = document.getElementById(node.id);
     if (current) {
+      keepTemplateDraft(current, node);
       current.replaceWith(node);
       processHtmx(node);
     }
   }
+}
+
+/** An agent halfway through a template keeps it when an event refreshes the window's box
+ * (the customer's read receipt, a label added by a colleague...). */
+function keepTemplateDraft(current, next) {
+  const draft = $("[data-template-form]", current);
+  const fresh = $("[data-template-form]", next);
+  if (draft && fresh && $("[data-template-select]", draft)?.value) fresh.replaceWith(draft);
 }
 
 // ------------------------------------------------------------------ local times, colours
