@@ -4,6 +4,7 @@ their members' audit trail (and only theirs)."""
 from __future__ import annotations
 
 from tests.helpers import auth, create_user
+from tests.web.client import sign_in
 
 
 async def test_teams_membership_and_supervisors_audit_view(live):
@@ -72,6 +73,17 @@ async def test_teams_membership_and_supervisors_audit_view(live):
     csv = await live.client.get("/api/v1/audit-events/export?action=agent.", headers=auth(sup))
     assert csv.status_code == 200 and f",{ana_id}," in csv.text and f",{bo_id}," not in csv.text
     assert (await live.client.get("/api/v1/audit-events", headers=auth(ana))).status_code == 403
+    # The same reach on the audit page (a team's supervisor; the chain check stays with admins).
+    sup_web = await sign_in(live, "sup@example.com")
+    page = await sup_web.get("/admin/audit?action=agent.")
+    assert page.status_code == 200 and "teams you supervise" in page.text
+    assert "Verify the chain" not in page.text and 'href="/admin/audit"' in page.text
+    web_csv = await sup_web.get("/admin/audit.csv?action=agent.")
+    assert f",{ana_id}," in web_csv.text and f",{bo_id}," not in web_csv.text
+    ana_web = await sign_in(live, "ana@example.com")
+    assert (await ana_web.get("/admin/audit")).status_code == 403
+    for client in (sup_web, ana_web):
+        await client.aclose()
     assert (
         await live.client.get("/api/v1/audit-events/verify", headers=auth(sup))
     ).status_code == 403

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from sqlalchemy import func, select
 
@@ -31,7 +31,7 @@ from wadesk.accounts.actions import (
 from wadesk.accounts.models import MFA_POLICIES, ROLES, ApiToken, User, UserSession
 from wadesk.accounts.queries import inbox_ids_of, list_users, live_sessions, tokens_of
 from wadesk.audit.actions import record
-from wadesk.audit.api import csv_response
+from wadesk.audit.api import csv_response, team_scope
 from wadesk.audit.models import AuditEvent
 from wadesk.audit.queries import AuditFilter, actor_names, list_events, verify_chain
 from wadesk.db import utcnow
@@ -46,6 +46,18 @@ UsersManager = Annotated[SessionAuth, signed_in(permission="users.manage")]
 UsersSecurity = Annotated[SessionAuth, signed_in(permission="users.security")]
 PolicyAdmin = Annotated[SessionAuth, signed_in(permission="security.policy")]
 Auditor = Annotated[SessionAuth, signed_in(permission="audit.read")]
+
+
+async def _team_auditor(auth: Annotated[SessionAuth, signed_in()]) -> SessionAuth:
+    """Admins read the whole trail; supervisors the actions of their teams' members."""
+    if not (auth.principal.can("audit.read") or auth.principal.can("audit.team")):
+        raise PageError(
+            403, "Not allowed", "The audit trail is for admins, and for supervisors of a team."
+        )
+    return auth
+
+
+TeamAuditor = Annotated[SessionAuth, Depends(_team_auditor)]
 FormText = Annotated[str, Form(max_length=1024)]
 AUDIT_PAGE = 50
 
@@ -372,7 +384,9 @@ def _int_or_none(value: str | None) -> int | None:
     return int(value.strip())
 
 
-async def _audit_filter(session: SessionDep, params: dict[str, str]) -> AuditFilter:
+async def _audit_filter(
+    session: SessionDep, params: dict[str, str], auth: SessionAuth
+) -> AuditFilter:
     user_id: int | None = None
     who = params.get("who", "").strip()
     if who:
@@ -390,6 +404,7 @@ async def _audit_filter(session: SessionDep, params: dict[str, str]) -> AuditFil
         conversation_id=_int_or_none(params.get("conversation_id")),
         since=_parse_day(params.get("since")),
         until=_parse_day(params.get("until"), end=True),
+        within_user_ids=await team_scope(session, auth.principal),
     )
 
 
@@ -410,9 +425,9 @@ def _audit_params(request: Request) -> dict[str, str]:
 
 
 @router.get("/admin/audit")
-async def audit(request: Request, session: SessionDep, auth: Auditor) -> Response:
+async def audit(request: Request, session: SessionDep, auth: TeamAuditor) -> Response:
     params = _audit_params(request)
-    f = await _audit_filter(session, params)
+    f = await _audit_filter(session, params, auth)
     before = _int_or_none(request.query_params.get("before"))
     rows = await list_events(session, f, before_id=before, limit=AUDIT_PAGE + 1)
     more = len(rows) > AUDIT_PAGE
@@ -432,6 +447,7 @@ async def audit(request: Request, session: SessionDep, auth: Auditor) -> Respons
             "query": urlencode(kept),
             "older": urlencode({**kept, "before": rows[-1].id}) if more else None,
             "newest": bool(before),
+            "team_only": f.within_user_ids is not None,
         },
         auth=auth,
     )
@@ -439,9 +455,9 @@ async def audit(request: Request, session: SessionDep, auth: Auditor) -> Respons
 
 @router.get("/admin/audit.csv")
 async def audit_csv(
-    request: Request, session: SessionDep, runtime: RuntimeDep, auth: Auditor
+    request: Request, session: SessionDep, runtime: RuntimeDep, auth: TeamAuditor
 ) -> Response:
-    f = await _audit_filter(session, _audit_params(request))
+    f = await _audit_filter(session, _audit_params(request), auth)
     await record(session, auth.principal.actor, "audit.export", None, None, {"filter": f.as_dict()})
     return csv_response(runtime, f)
 
