@@ -120,6 +120,19 @@ async def test_agents_see_only_their_inboxes_everything_else_is_404(live):
     assert send.status_code == 404
     contacts = (await live.client.get("/api/v1/contacts", headers=auth(token))).json()["items"]
     assert [c["phone_e164"] for c in contacts] == ["+14155550001"]
+    # One number, one contact: still refused, without naming a contact the agent may not see.
+    hidden = await live.client.post(
+        "/api/v1/contacts", json={"phone": "+1 415 555 0002"}, headers=auth(token)
+    )
+    assert hidden.status_code == 409
+    assert str(foreign.conversation_id) not in hidden.json()["error"]["message"]
+    assert "(id " not in hidden.json()["error"]["message"]
+    seen = await live.client.post(
+        "/api/v1/contacts", json={"phone": "14155550001"}, headers=auth(token)
+    )
+    assert (
+        seen.status_code == 409 and f"(id {contacts[0]['id']})" in seen.json()["error"]["message"]
+    )
     admin_only = await live.client.get("/api/v1/webhook-deliveries", headers=auth(token))
     assert admin_only.status_code == 403
 

@@ -107,7 +107,11 @@ async def _identities_by_key(session: AsyncSession, keys: set[str]) -> dict[str,
 
 
 class ContactConflict(ValueError):
-    pass
+    """The phone number belongs to another contact (one number, one contact, always)."""
+
+    def __init__(self, message: str, existing_id: int) -> None:
+        super().__init__(message)
+        self.existing_id = existing_id
 
 
 async def do_create_contact(
@@ -124,9 +128,7 @@ async def do_create_contact(
     if key is not None:
         existing = await session.scalar(select(Contact.id).where(Contact.phone_key == key))
         if existing is not None:
-            raise ContactConflict(
-                f"a contact with this phone number already exists (id {existing})"
-            )
+            raise ContactConflict("a contact with this phone number already exists", existing)
     contact = Contact(
         name=name, phone_e164=e164, phone_key=key, email=email, attributes=attributes or {}
     )
@@ -161,7 +163,7 @@ async def do_update_contact(
         if key is not None and key != contact.phone_key:
             other = await session.scalar(select(Contact.id).where(Contact.phone_key == key))
             if other is not None:
-                raise ContactConflict(f"another contact has this phone number (id {other})")
+                raise ContactConflict("another contact has this phone number", other)
         before["phone"] = contact.phone_e164
         contact.phone_e164, contact.phone_key = e164, key
     if "attributes" in changes and changes["attributes"] is not None:

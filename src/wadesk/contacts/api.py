@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wadesk.accounts.access import Principal
 from wadesk.audit.actions import record_view
 from wadesk.contacts.actions import ContactConflict, do_create_contact, do_update_contact
 from wadesk.contacts.models import Contact
@@ -71,8 +72,16 @@ async def create(session: SessionDep, principal: Writer, body: ContactCreate) ->
     except InvalidPhone as exc:
         raise ApiError(422, "invalid_phone", str(exc)) from exc
     except ContactConflict as exc:
-        raise ApiError(409, "contact_exists", str(exc)) from exc
+        raise await _conflict(session, principal, exc) from exc
     return (await _out(session, [contact]))[0]
+
+
+async def _conflict(session: SessionDep, principal: Principal, exc: ContactConflict) -> ApiError:
+    """409 naming the other contact only to someone who may see it: the id of a customer of
+    another inbox is none of the caller's business."""
+    if await get_contact(session, principal, exc.existing_id) is not None:
+        return ApiError(409, "contact_exists", f"{exc} (id {exc.existing_id})")
+    return ApiError(409, "contact_exists", f"{exc}, in an inbox you cannot see")
 
 
 @router.get("/{contact_id}", response_model=ContactOut)
@@ -101,7 +110,7 @@ async def update(
     except InvalidPhone as exc:
         raise ApiError(422, "invalid_phone", str(exc)) from exc
     except ContactConflict as exc:
-        raise ApiError(409, "contact_exists", str(exc)) from exc
+        raise await _conflict(session, principal, exc) from exc
     return (await _out(session, [contact]))[0]
 
 
