@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import CursorResult, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.audit.actions import Actor, record
@@ -15,6 +15,8 @@ from wadesk.automation.hours import HoursInvalid, parse_hours
 from wadesk.automation.models import (
     AutomationJob,
     AutomationRule,
+    FaqDay,
+    FaqEntry,
     InboxAutomation,
     Integration,
     MessageTemplate,
@@ -28,10 +30,11 @@ from wadesk.automation.rules import (
 )
 from wadesk.conversations.hooks import InboundBatch
 from wadesk.conversations.models import Conversation
-from wadesk.db import queue_event, utcnow
+from wadesk.db import insert_for, queue_event, utcnow
 
 AUTOMATION_ACTOR = Actor.system("automation")
 RULES_CHANGED = "automation.rules_changed"
+FAQ_CHANGED = "automation.faq_changed"
 QUEUED = "automation.queued"
 SHORTCUT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 RULE_FIELDS = ("name", "trigger", "conditions", "actions", "after_handoff", "enabled")
@@ -55,7 +58,11 @@ async def inbox_is_automated(session: AsyncSession, inbox_id: int) -> bool:
             exists().where(AutomationRule.inbox_id == inbox_id, AutomationRule.enabled.is_(True)),
             exists().where(
                 InboxAutomation.inbox_id == inbox_id,
-                or_(InboxAutomation.greeting_enabled, InboxAutomation.away_enabled),
+                or_(
+                    InboxAutomation.greeting_enabled,
+                    InboxAutomation.away_enabled,
+                    InboxAutomation.faq_enabled,
+                ),
             ),
         )
     )
@@ -384,6 +391,8 @@ async def inbox_automation(session: AsyncSession, inbox_id: int) -> InboxAutomat
             greeting_after_days=30,
             away_enabled=False,
             away_text="",
+            faq_enabled=False,
+            faq_threshold=80,
         )
     return current
 
@@ -407,7 +416,7 @@ async def do_set_inbox_automation(
     }
     flags = {
         key: bool(data[key]) if data.get(key) is not None else getattr(current, key)
-        for key in ("greeting_enabled", "away_enabled")
+        for key in ("greeting_enabled", "away_enabled", "faq_enabled")
     }
     for key, value in texts.items():
         if len(value) > 4096:
@@ -423,7 +432,18 @@ async def do_set_inbox_automation(
             raise AutomationInvalid(
                 "invalid_days", "greeting_after_days is 1 to 3650.", "greeting_after_days"
             )
+    threshold = current.faq_threshold
+    if data.get("faq_threshold") is not None:
+        try:
+            threshold = int(data["faq_threshold"])
+        except (TypeError, ValueError):
+            threshold = -1
+        if not 0 <= threshold <= 100:
+            raise AutomationInvalid(
+                "invalid_threshold", "faq_threshold is 0 to 100 (percent).", "faq_threshold"
+            )
     # Everything is valid: only now change the row.
+    current.faq_threshold = threshold
     current.greeting_after_days = days
     current.timezone = merged["timezone"]
     current.schedule = {k: [list(i) for i in v] for k, v in (merged["schedule"] or {}).items()}
@@ -443,6 +463,166 @@ async def do_set_inbox_automation(
     )
     _changed_rules(session, inbox_id)
     return current
+
+
+# ------------------------------------------------------------------ FAQ bot
+
+MAX_ALTERNATIVES = 20
+FAQ_LANGUAGE = re.compile(r"^[a-z]{2,3}([_-][A-Za-z]{2,4})?$")
+
+
+def _faq_changed(session: AsyncSession, *inbox_ids: int | None) -> None:
+    """Recompile the FAQ of these inboxes; a shared entry (None) concerns every inbox."""
+    if None in inbox_ids:
+        queue_event(session, FAQ_CHANGED, {"inbox_id": None})
+        return
+    for inbox_id in dict.fromkeys(inbox_ids):
+        queue_event(session, FAQ_CHANGED, {"inbox_id": inbox_id})
+
+
+def _faq_values(data: dict[str, Any]) -> dict[str, Any]:
+    """Checked and tidied fields; the API's schema checks the same limits first."""
+    clean: dict[str, Any] = {}
+    if "question" in data:
+        question = str(data["question"] or "").strip()
+        if not question or len(question) > 500:
+            raise AutomationInvalid(
+                "invalid_question", "A question of 1 to 500 characters.", "question"
+            )
+        clean["question"] = question
+    if "alternatives" in data and data["alternatives"] is not None:
+        raw = data["alternatives"]
+        if not isinstance(raw, list) or not all(isinstance(a, str) for a in raw):
+            raise AutomationInvalid(
+                "invalid_alternatives", "alternatives is a list of texts.", "alternatives"
+            )
+        alternatives = list(dict.fromkeys(a.strip() for a in raw if a.strip()))
+        if len(alternatives) > MAX_ALTERNATIVES or any(len(a) > 500 for a in alternatives):
+            raise AutomationInvalid(
+                "invalid_alternatives",
+                f"At most {MAX_ALTERNATIVES} alternatives of at most 500 characters each.",
+                "alternatives",
+            )
+        clean["alternatives"] = alternatives
+    if "answer" in data:
+        answer = str(data["answer"] or "")
+        if not answer.strip() or len(answer) > 4096:
+            raise AutomationInvalid(
+                "invalid_answer", "An answer of 1 to 4,096 characters.", "answer"
+            )
+        clean["answer"] = answer
+    if "language" in data:
+        language = str(data["language"] or "").strip() or None
+        if language is not None and not FAQ_LANGUAGE.match(language):
+            raise AutomationInvalid(
+                "invalid_language", "language is like en, pt_BR or hi (or empty).", "language"
+            )
+        clean["language"] = language
+    if "enabled" in data and data["enabled"] is not None:
+        clean["enabled"] = bool(data["enabled"])
+    return clean
+
+
+async def do_create_faq(
+    session: AsyncSession, *, actor: Actor, inbox_id: int | None, data: dict[str, Any]
+) -> FaqEntry:
+    values = _faq_values({"alternatives": [], "enabled": True, **data})
+    if not {"question", "answer"} <= set(values):
+        raise AutomationInvalid("invalid_faq", "An FAQ entry needs a question and an answer.")
+    now = utcnow()
+    entry = FaqEntry(
+        inbox_id=inbox_id,
+        matches=0,
+        answered=0,
+        handed_off=0,
+        last_reviewed_at=now,
+        created_at=now,
+        updated_at=now,
+        **{"language": None, **values},
+    )
+    session.add(entry)
+    await session.flush()
+    await record(
+        session, actor, "faq.create", "faq_entry", entry.id, {"inbox_id": inbox_id, **values}
+    )
+    _faq_changed(session, inbox_id)
+    return entry
+
+
+async def do_update_faq(
+    session: AsyncSession, *, actor: Actor, entry: FaqEntry, data: dict[str, Any]
+) -> FaqEntry:
+    """Change any fields (``inbox_id`` moves it; None: shared). Editing is reviewing."""
+    values = _faq_values(data)
+    if "inbox_id" in data:
+        values["inbox_id"] = data["inbox_id"]
+    changes = {
+        key: {"before": getattr(entry, key), "after": value}
+        for key, value in values.items()
+        if getattr(entry, key) != value
+    }
+    if not changes:
+        return entry
+    before_inbox = entry.inbox_id
+    for key, value in values.items():
+        setattr(entry, key, value)
+    entry.updated_at = entry.last_reviewed_at = utcnow()
+    await record(session, actor, "faq.update", "faq_entry", entry.id, changes)
+    _faq_changed(session, before_inbox, entry.inbox_id)
+    return entry
+
+
+async def do_delete_faq(session: AsyncSession, *, actor: Actor, entry: FaqEntry) -> None:
+    await record(
+        session,
+        actor,
+        "faq.delete",
+        "faq_entry",
+        entry.id,
+        {"inbox_id": entry.inbox_id, "question": entry.question},
+    )
+    await session.delete(entry)
+    _faq_changed(session, entry.inbox_id)
+
+
+async def do_mark_faq_reviewed(session: AsyncSession, *, actor: Actor, entry: FaqEntry) -> FaqEntry:
+    entry.last_reviewed_at = utcnow()
+    await record(session, actor, "faq.review", "faq_entry", entry.id)
+    return entry
+
+
+async def do_count_faq(
+    session: AsyncSession, *, faq_id: int, answered: bool, handed_off: bool, at: datetime
+) -> None:
+    """One match of an entry (by the automation worker, in its job's transaction): the
+    entry's totals and its day's counters (the hit rate over time)."""
+    a, h = int(answered), int(handed_off)
+    counted = await session.execute(
+        update(FaqEntry)
+        .where(FaqEntry.id == faq_id)
+        .values(
+            matches=FaqEntry.matches + 1,
+            answered=FaqEntry.answered + a,
+            handed_off=FaqEntry.handed_off + h,
+            last_matched_at=at,
+        )
+    )
+    if cast(CursorResult[Any], counted).rowcount != 1:
+        return  # deleted meanwhile: the reply still goes out, nothing to count
+    insert = insert_for(session.bind.dialect.name)
+    statement = insert(FaqDay).values(
+        faq_id=faq_id, day=at.date(), matches=1, answered=a, handed_off=h
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["faq_id", "day"],
+            set_={
+                "matches": FaqDay.matches + 1,
+                "answered": FaqDay.answered + a,
+                "handed_off": FaqDay.handed_off + h,
+            },
+        )
+    )
 
 
 # ------------------------------------------------------------------ quick replies

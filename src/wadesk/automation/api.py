@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -14,16 +15,20 @@ from wadesk.accounts.models import User
 from wadesk.automation.actions import (
     AutomationInvalid,
     do_count_quick_reply_use,
+    do_create_faq,
     do_create_integration,
     do_create_quick_reply,
     do_create_rule,
+    do_delete_faq,
     do_delete_integration,
     do_delete_quick_reply,
     do_delete_rule,
+    do_mark_faq_reviewed,
     do_mark_reviewed,
     do_move_rule,
     do_set_inbox_automation,
     do_store_templates,
+    do_update_faq,
     do_update_integration,
     do_update_quick_reply,
     do_update_rule,
@@ -31,15 +36,25 @@ from wadesk.automation.actions import (
     template_submission,
 )
 from wadesk.automation.engine import Facts, evaluate
+from wadesk.automation.faq import best_matches, decide
 from wadesk.automation.hours import is_open, next_opening, parse_hours
 from wadesk.automation.models import (
     AutomationRule,
+    FaqDay,
+    FaqEntry,
     Integration,
     MessageTemplate,
     QuickReply,
 )
 from wadesk.automation.rules import RuleInvalid
 from wadesk.automation.schemas import (
+    FaqDayOut,
+    FaqDetailOut,
+    FaqIn,
+    FaqOut,
+    FaqScore,
+    FaqTestIn,
+    FaqTestOut,
     InboxAutomationIn,
     InboxAutomationOut,
     IntegrationIn,
@@ -242,6 +257,124 @@ async def put_inbox_settings(
     except AutomationInvalid as exc:
         raise _invalid(exc) from exc
     return await _settings_out(session, inbox_id)
+
+
+# ------------------------------------------------------------------ FAQ bot
+
+
+async def _faq(session: AsyncSession, principal: Principal, faq_id: int) -> FaqEntry:
+    row = await session.get(FaqEntry, faq_id)
+    if row is None or (row.inbox_id is not None and not principal.can_see_inbox(row.inbox_id)):
+        raise ApiError(404, "not_found", "No such FAQ entry.")
+    return row
+
+
+async def faq_history(session: AsyncSession, faq_id: int, days: int = 90) -> list[FaqDayOut]:
+    since = (utcnow() - timedelta(days=days)).date()
+    rows = (
+        await session.scalars(
+            select(FaqDay).where(FaqDay.faq_id == faq_id, FaqDay.day >= since).order_by(FaqDay.day)
+        )
+    ).all()
+    return [FaqDayOut.of(r) for r in rows]
+
+
+async def faq_test(session: AsyncSession, runtime: Any, inbox_id: int, text: str) -> FaqTestOut:
+    """What the worker would decide for this text (its cached index; nothing is sent)."""
+    settings = await inbox_automation(session, inbox_id)
+    index = await runtime.automation.faq_index(session, inbox_id)
+    decision = decide(index, text, settings.faq_threshold)
+    return FaqTestOut(
+        faq_enabled=settings.faq_enabled,
+        threshold=settings.faq_threshold,
+        decision=decision.kind if len(index) else "none",
+        matches=[
+            FaqScore(
+                faq_id=m.entry.id, question=m.entry.question, score=m.score, phrasing=m.phrasing
+            )
+            for m in best_matches(index, text, limit=5)
+        ],
+    )
+
+
+@router.get("/automation/faq")
+async def list_faq(
+    session: SessionDep, principal: AutoReader, inbox_id: int | None = None
+) -> Page[FaqOut]:
+    """Shared entries and those of the inboxes one may see; ``inbox_id``: that inbox's own
+    and the shared ones (what the bot answers from there)."""
+    query = select(FaqEntry)
+    if inbox_id is not None:
+        if not principal.can_see_inbox(inbox_id):
+            return Page(items=[])
+        query = query.where((FaqEntry.inbox_id == inbox_id) | FaqEntry.inbox_id.is_(None))
+    elif principal.inbox_ids is not None:
+        query = query.where(
+            FaqEntry.inbox_id.is_(None) | FaqEntry.inbox_id.in_(principal.inbox_ids)
+        )
+    rows = (await session.scalars(query.order_by(FaqEntry.id))).all()
+    return Page(items=[FaqOut.of(r) for r in rows])
+
+
+@router.post("/automation/faq", status_code=201)
+async def create_faq(session: SessionDep, principal: AutoManager, body: FaqIn) -> FaqOut:
+    if body.inbox_id is not None:
+        await _inbox(session, principal, body.inbox_id)
+    try:
+        row = await do_create_faq(
+            session,
+            actor=principal.actor,
+            inbox_id=body.inbox_id,
+            data=body.model_dump(exclude_unset=True, exclude={"inbox_id"}),
+        )
+    except AutomationInvalid as exc:
+        raise _invalid(exc) from exc
+    return FaqOut.of(row)
+
+
+@router.post("/automation/faq/test")
+async def test_faq(
+    session: SessionDep, runtime: RuntimeDep, principal: AutoManager, body: FaqTestIn
+) -> FaqTestOut:
+    """Try a phrasing: the best entries with their scores and what the bot would do."""
+    await _inbox(session, principal, body.inbox_id)
+    return await faq_test(session, runtime, body.inbox_id, body.text)
+
+
+@router.get("/automation/faq/{faq_id}")
+async def get_faq(session: SessionDep, principal: AutoReader, faq_id: int) -> FaqDetailOut:
+    row = await _faq(session, principal, faq_id)
+    return FaqDetailOut(**FaqOut.of(row).model_dump(), history=await faq_history(session, row.id))
+
+
+@router.patch("/automation/faq/{faq_id}")
+async def update_faq(
+    session: SessionDep, principal: AutoManager, faq_id: int, body: FaqIn
+) -> FaqOut:
+    row = await _faq(session, principal, faq_id)
+    data = body.model_dump(exclude_unset=True)
+    if data.get("inbox_id") is not None:
+        await _inbox(session, principal, data["inbox_id"])
+    try:
+        await do_update_faq(session, actor=principal.actor, entry=row, data=data)
+    except AutomationInvalid as exc:
+        raise _invalid(exc) from exc
+    await session.flush()
+    return FaqOut.of(row)
+
+
+@router.delete("/automation/faq/{faq_id}", status_code=204)
+async def delete_faq(session: SessionDep, principal: AutoManager, faq_id: int) -> Response:
+    row = await _faq(session, principal, faq_id)
+    await do_delete_faq(session, actor=principal.actor, entry=row)
+    return Response(status_code=204)
+
+
+@router.post("/automation/faq/{faq_id}/reviewed")
+async def review_faq(session: SessionDep, principal: AutoManager, faq_id: int) -> FaqOut:
+    row = await _faq(session, principal, faq_id)
+    await do_mark_faq_reviewed(session, actor=principal.actor, entry=row)
+    return FaqOut.of(row)
 
 
 # ------------------------------------------------------------------ integrations

@@ -3,12 +3,13 @@ quick replies and WhatsApp message templates."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -144,7 +145,47 @@ class InboxAutomation(Base):
     greeting_after_days: Mapped[int] = mapped_column(Integer, default=30)
     away_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     away_text: Mapped[str] = mapped_column(Text, default="")
+    # The FAQ bot: answers at or above the threshold (0-100), hands near misses to a person.
+    faq_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    faq_threshold: Mapped[int] = mapped_column(Integer, default=80)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class FaqEntry(Base):
+    """A question and its answer for the FAQ bot; inbox_id None: shared by every inbox."""
+
+    __tablename__ = "automation_faq_entries"
+    __table_args__ = (Index("ix_automation_faq_entries_inbox", "inbox_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"))
+    question: Mapped[str] = mapped_column(String(500))
+    # Other phrasings of the same question, matched like the question itself.
+    alternatives: Mapped[list[str]] = mapped_column(JSON, default=list)
+    answer: Mapped[str] = mapped_column(Text)  # may hold {{contact.first_name}} placeholders
+    language: Mapped[str | None] = mapped_column(String(16))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    matches: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    handed_off: Mapped[int] = mapped_column(Integer, default=0)
+    last_matched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_reviewed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class FaqDay(Base):
+    """An FAQ entry's counters per UTC day: its hit rate over time."""
+
+    __tablename__ = "automation_faq_days"
+
+    faq_id: Mapped[int] = mapped_column(
+        ForeignKey("automation_faq_entries.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    matches: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    handed_off: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class QuickReply(Base):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
 from wadesk.automation.models import (
     AutomationRule,
+    FaqDay,
+    FaqEntry,
     InboxAutomation,
     Integration,
     MessageTemplate,
@@ -72,7 +74,7 @@ class RuleOut(BaseModel):
         )
 
 
-def review_due(rule: AutomationRule) -> bool:
+def review_due(rule: AutomationRule | FaqEntry) -> bool:
     return rule.last_reviewed_at < utcnow() - REVIEW_EVERY
 
 
@@ -139,6 +141,8 @@ class InboxAutomationIn(BaseModel):
     greeting_after_days: int | None = None
     away_enabled: bool | None = None
     away_text: str | None = None
+    faq_enabled: bool | None = None
+    faq_threshold: int | None = Field(default=None, ge=0, le=100)
 
 
 class InboxAutomationOut(BaseModel):
@@ -151,6 +155,8 @@ class InboxAutomationOut(BaseModel):
     greeting_after_days: int
     away_enabled: bool
     away_text: str
+    faq_enabled: bool
+    faq_threshold: int
     open_now: bool
     next_opening: datetime | None
 
@@ -168,6 +174,8 @@ class InboxAutomationOut(BaseModel):
             greeting_after_days=row.greeting_after_days,
             away_enabled=row.away_enabled,
             away_text=row.away_text,
+            faq_enabled=row.faq_enabled,
+            faq_threshold=row.faq_threshold,
             open_now=open_now,
             next_opening=next_opening,
         )
@@ -269,3 +277,106 @@ class SyncOut(BaseModel):
     created: int
     updated: int
     removed: int
+
+
+# ------------------------------------------------------------------ FAQ bot
+
+Phrasing = Annotated[str, Field(max_length=500)]
+
+
+class FaqIn(BaseModel):
+    """Create (question and answer required) or change an FAQ entry; inbox_id null: shared."""
+
+    inbox_id: int | None = None
+    question: str | None = Field(default=None, min_length=1, max_length=500)
+    alternatives: list[Phrasing] | None = Field(default=None, max_length=20)
+    answer: str | None = Field(default=None, min_length=1, max_length=4096)
+    language: str | None = Field(default=None, max_length=16)
+    enabled: bool | None = None
+
+
+def hit_rate(answered: int, matches: int) -> float | None:
+    return round(answered / matches, 3) if matches else None
+
+
+class FaqOut(BaseModel):
+    id: int
+    inbox_id: int | None
+    question: str
+    alternatives: list[str]
+    answer: str
+    language: str | None
+    enabled: bool
+    matches: int
+    answered: int
+    handed_off: int
+    hit_rate: float | None  # answered / matches
+    last_matched_at: datetime | None
+    last_reviewed_at: datetime
+    review_due: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: FaqEntry) -> FaqOut:
+        return cls(
+            id=row.id,
+            inbox_id=row.inbox_id,
+            question=row.question,
+            alternatives=list(row.alternatives or []),
+            answer=row.answer,
+            language=row.language,
+            enabled=row.enabled,
+            matches=row.matches,
+            answered=row.answered,
+            handed_off=row.handed_off,
+            hit_rate=hit_rate(row.answered, row.matches),
+            last_matched_at=row.last_matched_at,
+            last_reviewed_at=row.last_reviewed_at,
+            review_due=review_due(row),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+class FaqDayOut(BaseModel):
+    day: date
+    matches: int
+    answered: int
+    handed_off: int
+    hit_rate: float | None
+
+    @classmethod
+    def of(cls, row: FaqDay) -> FaqDayOut:
+        return cls(
+            day=row.day,
+            matches=row.matches,
+            answered=row.answered,
+            handed_off=row.handed_off,
+            hit_rate=hit_rate(row.answered, row.matches),
+        )
+
+
+class FaqDetailOut(FaqOut):
+    history: list[FaqDayOut]  # the last 90 days that had matches, oldest first
+
+
+class FaqTestIn(BaseModel):
+    inbox_id: int
+    text: str = Field(min_length=1, max_length=4096)
+
+
+class FaqScore(BaseModel):
+    faq_id: int
+    question: str
+    score: float
+    phrasing: str
+
+
+class FaqTestOut(BaseModel):
+    """What the FAQ bot would do with this text in this inbox (nothing is sent)."""
+
+    faq_enabled: bool
+    threshold: int
+    decision: str  # answer | handoff | none
+    matches: list[FaqScore]

@@ -10,6 +10,8 @@ outside any transaction, then apply the effects and mark the job done in one tra
   automated reply (an echo) is ignored; at most ``MAX_REPLIES_PER_WINDOW`` automated replies
   per customer in ten minutes; a conversation a person took over (assigned, or a person
   replied) is left alone unless the rule says ``after_handoff``.
+- The FAQ bot (``automation/faq.py``) only looks at a customer message no rule answered and
+  that answers no pending question, with the same protections (see ``_prepare_faq``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ from sqlalchemy import CursorResult, and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.accounts.models import InboxMember
-from wadesk.automation.actions import AUTOMATION_ACTOR, QUEUED, RULES_CHANGED
+from wadesk.automation.actions import (
+    AUTOMATION_ACTOR,
+    FAQ_CHANGED,
+    QUEUED,
+    RULES_CHANGED,
+    do_count_faq,
+)
 from wadesk.automation.engine import (
     CompiledRule,
     Effects,
@@ -40,11 +48,13 @@ from wadesk.automation.engine import (
     evaluate,
     run_rule,
 )
+from wadesk.automation.faq import NEAR_MISS, FaqDecision, FaqIndex, compile_faq, decide
 from wadesk.automation.hours import Hours, describe, is_open, next_opening, parse_hours
 from wadesk.automation.models import (
     AutomationContactState,
     AutomationJob,
     AutomationRule,
+    FaqEntry,
     InboxAutomation,
     Integration,
     QuickReply,
@@ -91,6 +101,11 @@ class Prepared:
     clear_pending: bool = False
     skipped: str | None = None
     quick_replies: dict[str, str] = field(default_factory=dict)
+    # The FAQ bot's decision, its rendered answer or note, and the entry to count (if any).
+    faq: FaqDecision | None = None
+    faq_reply: str | None = None
+    faq_note: str | None = None
+    faq_count_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -117,6 +132,7 @@ class AutomationWorker(BackgroundLoop):
         self._rules: dict[int, RuleSet] = {}
         self._compiled: dict[int, tuple[Any, CompiledRule]] = {}  # rule id -> (updated_at, rule)
         self._integrations: dict[str, IntegrationSpec] | None = None
+        self._faq: dict[int, FaqIndex] = {}
         # Applying transactions at once: one on SQLite (one connection), a few on PostgreSQL.
         self._applying = asyncio.Semaphore(1 if db.is_sqlite else APPLY_CONCURRENCY)
 
@@ -132,6 +148,12 @@ class AutomationWorker(BackgroundLoop):
                 self._integrations = None
             else:
                 self._rules.pop(int(inbox_id), None)
+        elif kind == FAQ_CHANGED:
+            inbox_id = payload.get("inbox_id")
+            if inbox_id is None:
+                self._faq.clear()
+            else:
+                self._faq.pop(int(inbox_id), None)
 
     # ------------------------------------------------------------ the loop
 
@@ -166,6 +188,22 @@ class AutomationWorker(BackgroundLoop):
             ).all()
             cached = compile_rules(rows, self._compiled)
             self._rules[inbox_id] = cached
+        return cached
+
+    async def faq_index(self, session: AsyncSession, inbox_id: int) -> FaqIndex:
+        """The inbox's own and the shared FAQ entries, compiled once until one changes."""
+        cached = self._faq.get(inbox_id)
+        if cached is None:
+            rows = (
+                await session.scalars(
+                    select(FaqEntry).where(
+                        (FaqEntry.inbox_id == inbox_id) | FaqEntry.inbox_id.is_(None),
+                        FaqEntry.enabled.is_(True),
+                    )
+                )
+            ).all()
+            cached = compile_faq(rows)
+            self._faq[inbox_id] = cached
         return cached
 
     async def _integration_specs(self, session: AsyncSession) -> dict[str, IntegrationSpec]:
@@ -380,12 +418,14 @@ class AutomationWorker(BackgroundLoop):
             rules = await self.ruleset(session, inbox.id)
             facts = Facts.of(text_in, contact_data, inbox.channel_type, open_now)
             # 1. An answer to a question a rule asked.
+            pending_live = False
             if job.trigger == "message" and state is not None and state.pending_rule_id is not None:
                 item.clear_pending = True
                 pending_rule = rules.by_id.get(state.pending_rule_id)
                 data = dict(state.pending_data or {})
                 capture, pattern = data.pop("__capture", ""), data.pop("__pattern", "")
                 live = state.pending_until is not None and state.pending_until > now
+                pending_live = live
                 if (
                     pending_rule is not None
                     and live
@@ -412,8 +452,18 @@ class AutomationWorker(BackgroundLoop):
                 for action in item.rule.actions:
                     if action["type"] == "quick_reply":
                         shortcuts.setdefault(inbox.id, set()).add(action["shortcut"])
-            # 3. Greeting and away message.
+            # 2b. No rule, no question pending: the FAQ bot.
             inbox_settings = settings.get(inbox.id)
+            if (
+                job.trigger == "message"
+                and item.rule is None
+                and not pending_live
+                and not taken_over
+                and inbox_settings is not None
+                and inbox_settings.faq_enabled
+            ):
+                await self._prepare_faq(session, item, text_in, inbox_settings.faq_threshold)
+            # 3. Greeting and away message.
             if job.trigger == "message" and inbox_settings is not None and not taken_over:
                 if inbox_settings.greeting_enabled and job.opened:
                     recent = (
@@ -457,6 +507,35 @@ class AutomationWorker(BackgroundLoop):
             for item in prepared:
                 item.context["__integrations"] = specs
         return prepared
+
+    async def _prepare_faq(
+        self, session: AsyncSession, item: Prepared, text_in: str, threshold: int
+    ) -> None:
+        """Score the message against the FAQ: answer at or above the threshold; a near miss
+        (up to ``NEAR_MISS`` points below) or an unplaced question goes to a person with a
+        note. The entry is counted only when it was a real candidate (answered or a near
+        miss): a question scoring 12 % on its best entry says nothing about that entry."""
+        if not text_in.strip():
+            return
+        index = await self.faq_index(session, item.inbox_id)
+        if not len(index):
+            return
+        decision = decide(index, text_in, threshold)
+        best = decision.match
+        if decision.kind == "answer" and best is not None:
+            item.faq, item.faq_count_id = decision, best.entry.id
+            item.faq_reply = render(best.entry.answer, item.context)
+        elif decision.kind == "handoff":
+            item.faq = decision
+            if best is None:
+                item.faq_note = "FAQ bot could not place this question."
+            else:
+                item.faq_note = (
+                    f"FAQ bot was not sure: best match “{best.entry.question}” "
+                    f"at {best.score:.0f}% (answers from {threshold}%)."
+                )
+                if best.score >= threshold - NEAR_MISS:
+                    item.faq_count_id = best.entry.id
 
     async def _silent_long_enough(
         self,
@@ -509,6 +588,10 @@ class AutomationWorker(BackgroundLoop):
                 integrations=specs,
                 quick_replies=item.quick_replies,
             )
+        if item.faq_reply:
+            effects.sends.append(item.faq_reply)
+        if item.faq_note:
+            effects.handoff_notes.append(item.faq_note)
         if item.away:
             effects.sends.insert(0, item.away)
         if item.greeting:
@@ -531,6 +614,13 @@ class AutomationWorker(BackgroundLoop):
             outcome["trace"] = effects.trace
         if effects.integration_ms is not None:
             outcome["integration_ms"] = round(effects.integration_ms, 1)
+        if item.faq is not None:
+            best = item.faq.match
+            outcome["faq"] = {
+                "decision": item.faq.kind,
+                "faq_id": best.entry.id if best else None,
+                "score": best.score if best else None,
+            }
         result = cast(
             CursorResult[Any],
             await session.execute(
@@ -559,8 +649,13 @@ class AutomationWorker(BackgroundLoop):
                 if body == (item.greeting or "").strip()
                 else "away"
                 if body == (item.away or "").strip()
+                else "faq"
+                if item.faq_reply is not None and body == item.faq_reply.strip()[:4096]
                 else "rule"
             )
+            marker: dict[str, Any] = {"kind": kind, "rule_id": effects.rule_id}
+            if kind == "faq":
+                marker = {"kind": "faq", "faq_id": item.faq_count_id}
             try:
                 await do_send_message(
                     session,
@@ -569,7 +664,7 @@ class AutomationWorker(BackgroundLoop):
                     request=SendRequest(
                         type="text",
                         text=body,
-                        content={"automation": {"kind": kind, "rule_id": effects.rule_id}},
+                        content={"automation": marker},
                     ),
                     service_window_hours=self._settings.service_window_hours,
                 )
@@ -622,6 +717,16 @@ class AutomationWorker(BackgroundLoop):
                 {"conversation_id": conversation.id, "inbox_id": conversation.inbox_id},
             )
         await self._update_state(session, item, effects, sent, now)
+        if item.faq_count_id is not None:
+            await do_count_faq(
+                session,
+                faq_id=item.faq_count_id,
+                answered=item.faq_reply is not None
+                and item.faq_reply.strip()[:4096] in sent
+                and not effects.handed_off,
+                handed_off=item.faq_note is not None,
+                at=now,
+            )
         if effects.rule_id is not None:
             asked = effects.pending is not None
             await session.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -154,8 +155,18 @@ async def do_update_contact(
     actor: Actor,
     contact: Contact,
     changes: dict[str, Any],
+    remove_attributes: Sequence[str] = (),
 ) -> Contact:
+    """Change a contact's fields; ``changes["attributes"]`` is merged into the attributes.
+
+    ``remove_attributes`` names keys to delete (a key both removed and set ends up set): an
+    explicit list, because a ``null`` value in the API's PATCH is stored as ``null``. The audit
+    row keeps the touched fields before and after the change.
+    """
+    changes = dict(changes)
     before = {key: getattr(contact, key) for key in changes if key != "phone"}
+    if remove_attributes:
+        before["attributes"] = contact.attributes
     if "phone" in changes:
         phone = changes.pop("phone")
         e164 = to_e164(phone) if phone else None
@@ -166,13 +177,25 @@ async def do_update_contact(
                 raise ContactConflict("another contact has this phone number", other)
         before["phone"] = contact.phone_e164
         contact.phone_e164, contact.phone_key = e164, key
-    if "attributes" in changes and changes["attributes"] is not None:
-        contact.attributes = {**contact.attributes, **changes.pop("attributes")}
+    merged = changes.pop("attributes", None)
+    if merged is not None or remove_attributes:
+        gone = set(remove_attributes)
+        kept = {k: v for k, v in (contact.attributes or {}).items() if k not in gone}
+        # A new dict (not an in-place change), so the JSON column sees the update.
+        contact.attributes = {**kept, **(merged or {})}
     for field, value in changes.items():
         setattr(contact, field, value)
     contact.updated_at = utcnow()
+    after = {
+        key: contact.phone_e164 if key == "phone" else getattr(contact, key) for key in before
+    }
     await record(
-        session, actor, "contact.update", "contact", contact.id, {"before": _jsonable(before)}
+        session,
+        actor,
+        "contact.update",
+        "contact",
+        contact.id,
+        {"before": _jsonable(before), "after": _jsonable(after)},
     )
     queue_event(session, "contact.updated", {"contact_id": contact.id})
     return contact

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wadesk.accounts.access import Principal
 from wadesk.accounts.models import InboxMember, User
 from wadesk.contacts.models import Contact, ContactIdentity
+from wadesk.conversations.actions import _resolve_handles, mentioned_handles, users_who_see_inbox
 from wadesk.conversations.models import (
     Conversation,
     ConversationLabel,
@@ -425,6 +426,45 @@ async def assignable_people(session: AsyncSession, inbox_id: int) -> list[User]:
             )
         ).all()
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Mentionable:
+    id: int
+    name: str
+    handle: str
+
+
+async def mentionable_people(
+    session: AsyncSession, inbox_id: int, *, query: str, exclude_user_id: int | None, limit: int
+) -> list[Mentionable]:
+    """People a private note of this inbox may mention, with the handle ``do_add_note`` resolves.
+
+    The handle is the e-mail's local part when no one else who sees the inbox shares it, else
+    the whole address (see ``conversations.actions._resolve_handles``); each is checked by
+    resolving it the way a note will, so what the list offers is what gets mentioned.
+    """
+    people = await users_who_see_inbox(session, inbox_id)
+    wanted = query.strip().lower().lstrip("@")
+    found: list[Mentionable] = []
+    for user in sorted(people, key=lambda u: (u.name.lower(), u.id)):
+        if user.id == exclude_user_id:
+            continue  # mentioning oneself notifies nobody
+        email = user.email.lower()
+        words = [w for w in user.name.lower().split() if w]
+        if wanted and not (
+            email.startswith(wanted)
+            or user.name.lower().startswith(wanted)
+            or any(w.startswith(wanted) for w in words)
+        ):
+            continue
+        for handle in (email.split("@", 1)[0], email):
+            if _resolve_handles(mentioned_handles(f"@{handle}"), people) == {user.id}:
+                found.append(Mentionable(id=user.id, name=user.name, handle=handle))
+                break
+        if len(found) >= limit:
+            break
+    return found
 
 
 async def may_be_assigned(session: AsyncSession, user_id: int, inbox_id: int) -> bool:

@@ -9,14 +9,21 @@ Everything is limited to the inboxes the person may see: another inbox's convers
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import EmailStr, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.accounts.access import SessionAuth
+from wadesk.contacts.actions import ContactConflict, do_update_contact
+from wadesk.contacts.models import Contact
+from wadesk.contacts.phone import InvalidPhone
 from wadesk.conversations.actions import Keep, SendRefused, do_update_conversation
 from wadesk.conversations.models import Conversation, Message
 from wadesk.deps import RuntimeDep, SessionDep
@@ -37,6 +44,7 @@ from wadesk.web.inbox_queries import (
     folder_counts,
     list_rows,
     may_be_assigned,
+    mentionable_people,
     row_if_matching,
     thread_messages,
     visible_conversation,
@@ -47,9 +55,18 @@ router = APIRouter(include_in_schema=False)
 
 Reading = Annotated[SessionAuth, signed_in(permission="conversations.read")]
 Writing = Annotated[SessionAuth, signed_in(permission="conversations.write")]
+EditingContacts = Annotated[SessionAuth, signed_in(permission="contacts.write")]
 PAGE_SIZE = 30
 THREAD_PAGE = 40
 REACTIONS = ("👍", "❤️", "😂", "😮", "😢", "🙏")
+# The composer's emoji panel: a short list an agent actually uses, by category (no library).
+EMOJI = (
+    ("smileys", "😀 😃 😄 😁 😊 🙂 😉 😍 😘 😂 🤣 😅 😇 🤗 🤔 😐 😮 😢 😭 😡"),
+    ("gestures", "👍 👎 👏 🙌 🙏 👋 👌 ✌️ 🤝 💪"),
+    ("hearts", "❤️ 🧡 💛 💚 💙 💜 🖤 💯 ✨ 🎉"),
+    ("objects", "📦 🚚 📅 ⏰ 📞 💬 📧 🛒 💳 🧾"),
+    ("symbols", "✅ ❌ ⚠️ ❓ ❗ ⭐ 🔥 👀 🚀 ➡️"),
+)
 
 
 # ---------------------------------------------------------------- formatting helpers
@@ -126,6 +143,7 @@ env.filters["clock"] = _clock
 env.globals["map_link"] = _map_link
 env.globals["contact_cards"] = _contact_cards
 env.globals["REACTIONS"] = REACTIONS
+env.globals["EMOJI"] = EMOJI
 
 
 # ---------------------------------------------------------------- request parsing
@@ -513,3 +531,261 @@ def _parse_local(value: str, tz_offset: str) -> datetime | None:
     if not -900 <= offset <= 900:
         return None
     return (local + timedelta(minutes=offset)).replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- contact panel: editing
+
+ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+ATTRIBUTE_VALUE_MAX = 500
+ATTRIBUTES_MAX = 50
+# A number as a CRM would push it: canonical digits only, so "007" or "+55 11..." stay text.
+NUMBER = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?")
+_EMAIL: TypeAdapter[str] = TypeAdapter(EmailStr)
+
+
+def attribute_text(value: Any) -> str:
+    """How an attribute value is shown in the edit form (and recognised there as unchanged)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _typed(text: str) -> str | int | float:
+    if NUMBER.fullmatch(text):
+        return float(text) if "." in text else int(text)
+    return text
+
+
+env.filters["attribute_text"] = attribute_text
+
+
+@dataclass(slots=True)
+class AttributeRow:
+    key: str
+    value: str
+    original: str = ""
+    removed: bool = False
+
+
+@dataclass(slots=True)
+class ContactForm:
+    """What the edit form shows: the contact's values, or what was typed when it was refused."""
+
+    name: str
+    email: str
+    rows: list[AttributeRow]
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ContactEdit:
+    changes: dict[str, Any]
+    remove: list[str]
+
+
+def contact_form_of(contact: Contact) -> ContactForm:
+    rows = [
+        AttributeRow(key=str(k), value=attribute_text(v), original=str(k))
+        for k, v in (contact.attributes or {}).items()
+    ]
+    return ContactForm(name=contact.name or "", email=contact.email or "", rows=rows)
+
+
+def read_contact_form(form: Any) -> ContactForm:
+    """The submitted form as typed (``attr_key``/``attr_value``/``attr_original`` in step)."""
+    keys = [str(v) for v in form.getlist("attr_key")]
+    values = [str(v) for v in form.getlist("attr_value")]
+    originals = [str(v) for v in form.getlist("attr_original")]
+    removed = {str(v) for v in form.getlist("remove")}
+    if not len(keys) == len(values) == len(originals):
+        raise PageError(400, _("Bad request"), _("The attribute fields do not match up."))
+    if len(keys) > 4 * ATTRIBUTES_MAX:
+        raise PageError(413, _("Too many attributes"), _("The form holds too many attributes."))
+    rows = [
+        AttributeRow(
+            key=k.replace("\x00", "")[:200],
+            value=v.replace("\x00", "")[:2000],
+            original=o[:200],
+            removed=bool(o) and o in removed,
+        )
+        for k, v, o in zip(keys, values, originals, strict=True)
+    ]
+    return ContactForm(
+        name=str(form.get("name") or "").replace("\x00", "")[:400],
+        email=str(form.get("email") or "").replace("\x00", "")[:400],
+        rows=rows,
+    )
+
+
+def validate_contact_form(submitted: ContactForm, contact: Contact) -> ContactEdit:
+    """The change the form asks for; problems go to ``submitted.errors`` (nothing changes then).
+
+    Only what was changed is checked and typed: a value left as shown keeps its stored type
+    (a number, a boolean, a value from the API longer than the form allows).
+    """
+    errors = submitted.errors
+    changes: dict[str, Any] = {}
+    name = submitted.name.strip()
+    if len(name) > 200:
+        errors.append(_("The name can be at most 200 characters."))
+    elif (name or None) != contact.name:
+        changes["name"] = name or None
+    email = submitted.email.strip()
+    if email and email != (contact.email or ""):
+        try:
+            email = _EMAIL.validate_python(email)
+        except ValidationError:
+            errors.append(_("“%(email)s” is not a valid e-mail address.") % {"email": email[:80]})
+    if (email or None) != contact.email and not errors:
+        changes["email"] = email or None
+
+    current: dict[str, Any] = dict(contact.attributes or {})
+    remove: set[str] = set()
+    updates: dict[str, Any] = {}
+    seen: set[str] = set()
+    for row in submitted.rows:
+        key, value, original = row.key.strip(), row.value.strip(), row.original
+        if row.removed:
+            if original in current:
+                remove.add(original)
+            continue
+        if not key and not value and not original:
+            continue  # the empty row for a new attribute
+        if not key:
+            errors.append(_("Every attribute needs a name."))
+            continue
+        if key in seen:
+            errors.append(_("The attribute “%(key)s” appears twice.") % {"key": key[:64]})
+            continue
+        seen.add(key)
+        renamed = key != original
+        if renamed and not ATTRIBUTE_KEY.fullmatch(key):
+            errors.append(
+                _(
+                    "“%(key)s” is not a valid attribute name: use up to 64 letters, digits,"
+                    " “_”, “-” or “.”."
+                )
+                % {"key": key[:64]}
+            )
+            continue
+        if renamed and original in current:
+            remove.add(original)
+        elif not renamed and key in current and value == attribute_text(current[key]):
+            continue  # unchanged: keeps its stored type
+        if len(value) > ATTRIBUTE_VALUE_MAX:
+            errors.append(
+                _("The value of “%(key)s” is too long (at most %(max)d characters).")
+                % {"key": key, "max": ATTRIBUTE_VALUE_MAX}
+            )
+            continue
+        updates[key] = _typed(value)
+    remove -= set(updates)
+    total = len((set(current) - remove) | set(updates))
+    if total > ATTRIBUTES_MAX and total > len(current):
+        errors.append(_("A contact can have at most %(max)d attributes.") % {"max": ATTRIBUTES_MAX})
+    if updates:
+        changes["attributes"] = updates
+    return ContactEdit(changes=changes, remove=sorted(remove))
+
+
+async def _contact_or_404(session: AsyncSession, conversation: Conversation) -> Contact:
+    contact = await session.get(Contact, conversation.contact_id)
+    if contact is None:
+        raise PageError(404, _("Not found"), _("This conversation has no contact."))
+    return contact
+
+
+async def _panel_response(
+    session: AsyncSession,
+    auth: SessionAuth,
+    conversation: Conversation,
+    contact_form: ContactForm | None = None,
+    status: int = 200,
+    saved: bool = False,
+) -> HTMLResponse:
+    context = {
+        "conversation": conversation,
+        "panel": await contact_panel(session, auth.principal, conversation),
+        "row": await _rows(session, conversation),
+        "auth": auth,
+        "contact_form": contact_form,
+        "saved": saved,
+    }
+    return _fragment("inbox/_contact.html", context, status=status)
+
+
+@router.get("/inbox/c/{conversation_id}/contact")
+async def contact_fragment(
+    session: SessionDep, auth: Reading, conversation_id: int, edit: bool = False
+) -> Response:
+    """The contact panel, or (``edit=1``) its edit form."""
+    conversation = await _conversation_or_404(session, auth, conversation_id)
+    form = None
+    if edit:
+        if not auth.principal.can("contacts.write"):
+            raise PageError(403, _("Not allowed"), _("Your role does not let you edit contacts."))
+        form = contact_form_of(await _contact_or_404(session, conversation))
+    return await _panel_response(session, auth, conversation, form)
+
+
+@router.post("/inbox/c/{conversation_id}/contact")
+async def update_contact(
+    request: Request, session: SessionDep, auth: EditingContacts, conversation_id: int
+) -> Response:
+    """Save the contact panel's form (name, e-mail, attributes) through ``do_update_contact``.
+
+    A refused form comes back (422) with the messages and everything as typed."""
+    conversation = await _conversation_or_404(session, auth, conversation_id)
+    contact = await _contact_or_404(session, conversation)
+    submitted = read_contact_form(await request.form())
+    edit = validate_contact_form(submitted, contact)
+    if not submitted.errors and (edit.changes or edit.remove):
+        try:
+            await do_update_contact(
+                session,
+                actor=auth.principal.actor,
+                contact=contact,
+                changes=edit.changes,
+                remove_attributes=edit.remove,
+            )
+        except (ContactConflict, InvalidPhone) as exc:
+            submitted.errors.append(str(exc))
+    htmx = request.headers.get("hx-request") == "true"
+    if submitted.errors:
+        if not htmx:
+            raise PageError(422, _("Not saved"), " ".join(submitted.errors))
+        return await _panel_response(session, auth, conversation, submitted, status=422)
+    if not htmx:
+        return redirect(f"/inbox/c/{conversation.id}")
+    return await _panel_response(session, auth, conversation, saved=True)
+
+
+# ---------------------------------------------------------------- @mentions in notes
+
+
+@router.get("/inbox/c/{conversation_id}/mentionable")
+async def mentionable(
+    session: SessionDep,
+    auth: Reading,
+    conversation_id: int,
+    q: Annotated[str, Query(max_length=100)] = "",
+) -> Response:
+    """People who may see this conversation's inbox, with the ``@handle`` a note resolves."""
+    conversation = await _conversation_or_404(session, auth, conversation_id)
+    people = await mentionable_people(
+        session,
+        conversation.inbox_id,
+        query=q.replace("\x00", ""),
+        exclude_user_id=auth.principal.user_id,
+        limit=8,
+    )
+    return JSONResponse(
+        {"items": [{"id": p.id, "name": p.name, "handle": p.handle} for p in people]},
+        headers={"Cache-Control": "no-store"},
+    )

@@ -281,6 +281,25 @@ function refreshChrome() {
   }, 60);
 }
 
+let panelTimer = null;
+/** The contact panel after a change to the contact (not while someone edits it here). */
+function refreshPanel() {
+  clearTimeout(panelTimer);
+  panelTimer = setTimeout(async () => {
+    const id = thread.id;
+    if (!id || $("#contact-form")) return;
+    try {
+      const fragment = await fetchHtml(`/inbox/c/${id}/contact`);
+      const panel = $("#contact-panel");
+      if (!panel || thread.id !== id || $("#contact-form")) return;
+      panel.replaceChildren(fragment);
+      processHtmx(panel);
+    } catch (error) {
+      console.warn("wadesk inbox:", error);
+    }
+  }, 80);
+}
+
 // ------------------------------------------------------------------ the conversation list
 
 const rowTimers = new Map();
@@ -391,7 +410,10 @@ function onEvent(event) {
       if (open) refreshChrome();
       break;
     case "contact.updated":
-      if (thread.id) refreshChrome();
+      if (thread.id) {
+        refreshChrome();
+        refreshPanel();
+      }
       break;
     default:
       break;
@@ -574,6 +596,7 @@ function submitComposer(form) {
   textarea.value = "";
   autosize(textarea);
   cancelReply();
+  closeMentions();
   setStatus("");
 }
 
@@ -608,7 +631,10 @@ function syncComposer() {
   const closed = state === "closed";
   form.dataset.window = state;
   form.classList.toggle("disabled", closed);
-  for (const control of $$("textarea, button[type=submit]", form)) control.disabled = closed;
+  for (const control of $$("textarea, button[type=submit], [data-emoji-toggle]", form)) {
+    control.disabled = closed;
+  }
+  if (closed) closeEmoji();
 }
 
 function tickCountdown() {
@@ -685,6 +711,210 @@ document.addEventListener("change", (event) => {
   }
 });
 
+// ------------------------------------------------------------------ emoji
+
+function insertText(textarea, text) {
+  const start = textarea.selectionStart ?? textarea.value.length;
+  const end = textarea.selectionEnd ?? start;
+  textarea.focus();
+  textarea.setRangeText(text, start, end, "end");
+  textarea.dispatchEvent(new Event("input", { bubbles: true }));
+}
+
+function openEmoji(toggle) {
+  const panel = $("[data-emoji-panel]");
+  if (!panel || toggle.disabled) return;
+  closeMentions();
+  panel.hidden = false;
+  toggle.setAttribute("aria-expanded", "true");
+  $("[data-emoji]", panel)?.focus();
+}
+
+function closeEmoji({ focusToggle = false } = {}) {
+  const panel = $("[data-emoji-panel]");
+  if (!panel || panel.hidden) return;
+  panel.hidden = true;
+  const toggle = $("[data-emoji-toggle]");
+  toggle?.setAttribute("aria-expanded", "false");
+  if (focusToggle) toggle?.focus();
+}
+
+/** Arrow keys move between the emoji (by row and column as laid out), Escape closes. */
+function emojiKey(event, target) {
+  const buttons = $$("[data-emoji-panel] [data-emoji]");
+  const index = buttons.indexOf(target);
+  let next = null;
+  if (event.key === "Escape") {
+    event.preventDefault();
+    closeEmoji({ focusToggle: true });
+    return;
+  }
+  if (event.key === "Tab") {
+    closeEmoji();
+    return;
+  }
+  if (index === -1) return;
+  if (event.key === "ArrowRight") next = buttons[index + 1];
+  else if (event.key === "ArrowLeft") next = buttons[index - 1];
+  else if (event.key === "Home") next = buttons[0];
+  else if (event.key === "End") next = buttons[buttons.length - 1];
+  else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    const here = target.getBoundingClientRect();
+    const down = event.key === "ArrowDown";
+    const rows = buttons
+      .map((button) => ({ button, box: button.getBoundingClientRect() }))
+      .filter(({ box }) => (down ? box.top > here.top + 2 : box.top < here.top - 2));
+    if (rows.length) {
+      const rowTop = down
+        ? Math.min(...rows.map(({ box }) => box.top))
+        : Math.max(...rows.map(({ box }) => box.top));
+      const row = rows.filter(({ box }) => Math.abs(box.top - rowTop) < 2);
+      row.sort((a, b) => Math.abs(a.box.left - here.left) - Math.abs(b.box.left - here.left));
+      next = row[0].button;
+    }
+  } else {
+    return;
+  }
+  event.preventDefault();
+  next?.focus();
+}
+
+// ------------------------------------------------------------------ @mentions in notes
+
+const mention = { items: [], index: 0, start: -1, end: -1, timer: null, seq: 0 };
+
+/** The "@partial" right before the caret of a note, if the agent is typing one. */
+function mentionAtCaret(textarea) {
+  const note = $("[data-note-toggle]", textarea.form);
+  if (!note || !note.checked || textarea.selectionStart !== textarea.selectionEnd) return null;
+  const caret = textarea.selectionStart;
+  const match = textarea.value.slice(0, caret).match(/(?:^|[^\p{L}\p{N}_.@])@([\p{L}\p{N}._%+-]{0,40})$/u);
+  if (!match) return null;
+  return { start: caret - match[1].length - 1, end: caret, query: match[1] };
+}
+
+function updateMentions(textarea) {
+  const found = mentionAtCaret(textarea);
+  clearTimeout(mention.timer);
+  if (!found || !thread.id) {
+    closeMentions();
+    return;
+  }
+  const seq = ++mention.seq;
+  const conversationId = thread.id;
+  mention.timer = setTimeout(async () => {
+    let items = [];
+    try {
+      const response = await fetch(
+        `/inbox/c/${conversationId}/mentionable?q=${encodeURIComponent(found.query)}`,
+        { credentials: "same-origin", headers: { Accept: "application/json" } },
+      );
+      if (response.ok) items = (await response.json()).items || [];
+    } catch {
+      items = [];
+    }
+    if (seq !== mention.seq || thread.id !== conversationId) return;
+    mention.start = found.start;
+    mention.end = found.end;
+    showMentions(items);
+  }, 120);
+}
+
+function showMentions(items) {
+  const list = $("[data-mention-list]");
+  const textarea = $("#composer-text");
+  if (!list || !textarea) return;
+  mention.items = items;
+  mention.index = 0;
+  list.replaceChildren();
+  items.forEach((item, i) => {
+    const option = document.createElement("li");
+    option.id = `mention-option-${i}`;
+    option.setAttribute("role", "option");
+    option.dataset.mentionIndex = String(i);
+    const name = document.createElement("span");
+    name.className = "mention-name";
+    name.textContent = item.name;
+    const handle = document.createElement("span");
+    handle.className = "mention-handle";
+    handle.textContent = `@${item.handle}`;
+    option.append(name, " ", handle);
+    option.addEventListener("mousedown", (event) => {
+      event.preventDefault(); // keep the caret in the composer
+      pickMention(i);
+    });
+    list.append(option);
+  });
+  list.hidden = items.length === 0;
+  highlightMention();
+}
+
+function highlightMention() {
+  const list = $("[data-mention-list]");
+  const textarea = $("#composer-text");
+  if (!list || !textarea) return;
+  $$("[role=option]", list).forEach((option, i) => {
+    option.setAttribute("aria-selected", i === mention.index ? "true" : "false");
+    if (i === mention.index) option.scrollIntoView({ block: "nearest" });
+  });
+  if (list.hidden) textarea.removeAttribute("aria-activedescendant");
+  else textarea.setAttribute("aria-activedescendant", `mention-option-${mention.index}`);
+}
+
+function closeMentions() {
+  clearTimeout(mention.timer);
+  mention.seq++;
+  mention.items = [];
+  const list = $("[data-mention-list]");
+  if (list) {
+    list.hidden = true;
+    list.replaceChildren();
+  }
+  $("#composer-text")?.removeAttribute("aria-activedescendant");
+}
+
+function pickMention(index) {
+  const item = mention.items[index];
+  const textarea = $("#composer-text");
+  if (!item || !textarea) return;
+  const at = mentionAtCaret(textarea) || mention;
+  closeMentions();
+  textarea.focus();
+  textarea.setRangeText(`@${item.handle} `, at.start, at.end, "end");
+  autosize(textarea);
+}
+
+/** Arrow keys, Enter/Tab and Escape while the mention list is open (true: handled). */
+function mentionKey(event) {
+  const list = $("[data-mention-list]");
+  if (!list || list.hidden || !mention.items.length || event.isComposing) return false;
+  const count = mention.items.length;
+  if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+    mention.index = (mention.index + (event.key === "ArrowDown" ? 1 : count - 1)) % count;
+    highlightMention();
+  } else if ((event.key === "Enter" || event.key === "Tab") && !event.shiftKey) {
+    pickMention(mention.index);
+  } else if (event.key === "Escape") {
+    closeMentions();
+  } else {
+    return false;
+  }
+  event.preventDefault();
+  return true;
+}
+
+// ------------------------------------------------------------------ contact panel
+
+function addAttributeRow() {
+  const rows = $("[data-attr-rows]");
+  const blank = rows && $$("[data-new-attr]", rows).pop();
+  if (!blank) return;
+  const row = blank.cloneNode(true);
+  for (const input of $$("input[type=text]", row)) input.value = "";
+  rows.append(row);
+  $("input[name=attr_key]", row)?.focus();
+}
+
 // ------------------------------------------------------------------ keyboard
 
 function typing(target) {
@@ -706,7 +936,12 @@ function moveSelection(step) {
 
 document.addEventListener("keydown", (event) => {
   const target = event.target;
+  if (target instanceof Element && target.closest("[data-emoji-panel]")) {
+    emojiKey(event, target);
+    return;
+  }
   if (target instanceof HTMLTextAreaElement && target.id === "composer-text") {
+    if (mentionKey(event)) return;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey) {
       event.preventDefault();
       submitComposer(target.form);
@@ -831,6 +1066,7 @@ async function createLabel(form) {
 document.addEventListener("input", (event) => {
   if (event.target instanceof HTMLTextAreaElement && event.target.id === "composer-text") {
     autosize(event.target);
+    updateMentions(event.target);
   }
 });
 
@@ -838,6 +1074,18 @@ document.addEventListener("click", (event) => {
   const target = event.target instanceof Element ? event.target : null;
   if (!target) return;
   askNotificationPermission();
+  const emojiPanel = $("[data-emoji-panel]");
+  if (emojiPanel && !emojiPanel.hidden && !target.closest(".emoji-picker")) closeEmoji();
+  const toggle = target.closest("[data-emoji-toggle]");
+  if (toggle) return emojiPanel?.hidden ? openEmoji(toggle) : closeEmoji({ focusToggle: true });
+  const emoji = target.closest("[data-emoji]");
+  if (emoji) {
+    closeEmoji();
+    const textarea = $("#composer-text");
+    if (textarea && !textarea.disabled) insertText(textarea, emoji.dataset.emoji);
+    return;
+  }
+  if (target.closest("[data-add-attr]")) return addAttributeRow();
   const reply = target.closest("[data-reply]");
   if (reply) return startReply(reply.dataset.reply);
   if (target.closest("[data-cancel-reply]")) return cancelReply();
@@ -887,11 +1135,30 @@ document.addEventListener("htmx:afterSwap", (event) => {
   if (target.id === "thread-pane") {
     openThread();
     $("#thread-title")?.focus({ preventScroll: true });
+  } else if (target.id === "contact-panel") {
+    const focus =
+      $("#contact-errors", target) || $("[data-contact-name]", target) || $("[data-edit-contact]", target);
+    focus?.focus({ preventScroll: true });
   } else if (target.id === "thread-chrome") {
     syncComposer();
     if (!$("#thread-chrome .alert")) {
       $("#thread-chrome details.menu")?.removeAttribute("open");
     }
+  }
+});
+
+document.addEventListener("htmx:beforeSwap", (event) => {
+  // A refused contact form (422) comes back with its messages and what was typed: show it.
+  const detail = event.detail;
+  if (detail?.xhr?.status === 422 && detail.target?.id === "contact-panel") {
+    detail.shouldSwap = true;
+    detail.isError = false;
+  }
+});
+
+document.addEventListener("change", (event) => {
+  if (event.target instanceof HTMLInputElement && event.target.matches("[data-note-toggle]")) {
+    closeMentions();
   }
 });
 
