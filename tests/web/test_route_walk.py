@@ -97,6 +97,7 @@ LISTS = {
     "/api/v1/mentions",
     "/api/v1/quick-replies",
     "/api/v1/message-templates",
+    "/api/v1/automation/faq",
 }
 # Event streams: an outsider gets 200 and a stream with nothing in it (read for a moment).
 STREAMS = {"/api/v1/events"}
@@ -149,6 +150,9 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/automation/integrations"): {"name": "walk", "url": "https://example.com"},
     ("PATCH", "/api/v1/automation/integrations/{integration_id}"): {"timeout_seconds": 2},
     ("POST", "/api/v1/quick-replies"): {"shortcut": "walk", "text": "x"},
+    ("POST", "/api/v1/automation/faq"): {"question": "walk", "answer": "walk"},
+    ("POST", "/api/v1/automation/faq/test"): {"inbox_id": 1, "text": "secret order 42"},
+    ("PATCH", "/api/v1/automation/faq/{faq_id}"): {"answer": "walk"},
     ("PATCH", "/api/v1/quick-replies/{quick_reply_id}"): {"text": "x"},
     ("POST", "/api/v1/quick-replies/{quick_reply_id}/render"): {"conversation_id": 1},
     ("POST", "/api/v1/message-templates"): {
@@ -217,6 +221,7 @@ async def world(live) -> dict[str, Any]:
         "rule_id": 999_999,
         "integration_id": 999_999,
         "quick_reply_id": 999_999,
+        "faq_id": 999_999,
         "template_id": 999_999,
         "team_id": 999_999,
     }

@@ -1,5 +1,6 @@
 """Admin pages of automation: rules per inbox (ordered, counters, review due), business hours,
-greeting and away message, integrations, quick replies and WhatsApp message templates."""
+greeting and away message, the FAQ bot, integrations, quick replies and WhatsApp message
+templates."""
 
 from __future__ import annotations
 
@@ -14,23 +15,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wadesk.accounts.access import SessionAuth
 from wadesk.automation.actions import (
     AutomationInvalid,
+    do_create_faq,
     do_create_integration,
     do_create_quick_reply,
     do_create_rule,
+    do_delete_faq,
     do_delete_integration,
     do_delete_quick_reply,
     do_delete_rule,
+    do_mark_faq_reviewed,
     do_mark_reviewed,
     do_move_rule,
     do_set_inbox_automation,
+    do_update_faq,
     do_update_rule,
     inbox_automation,
 )
-from wadesk.automation.api import submit_template, sync_templates
+from wadesk.automation.api import faq_history, faq_test, submit_template, sync_templates
 from wadesk.automation.engine import Facts, evaluate
 from wadesk.automation.hours import DAYS, describe, is_open, next_opening, parse_hours
 from wadesk.automation.models import (
     AutomationRule,
+    FaqEntry,
+    InboxAutomation,
     Integration,
     MessageTemplate,
     QuickReply,
@@ -54,6 +61,11 @@ FLASH = {
     "reviewed": "Marked as reviewed.",
     "synced": "Templates synced from WhatsApp.",
     "submitted": "Submitted to WhatsApp for review.",
+}
+FAQ_DECISIONS = {
+    "answer": "The bot answers with this entry.",
+    "handoff": "The bot is not sure: a person takes over (with a note).",
+    "none": "The bot stays silent (not a question it knows).",
 }
 
 
@@ -104,10 +116,27 @@ async def index(request: Request, session: SessionDep, auth: Manager) -> Respons
     ).all():
         counts[rule.inbox_id] = counts.get(rule.inbox_id, 0) + 1
         due[rule.inbox_id] = due.get(rule.inbox_id, 0) + (1 if review_due(rule) else 0)
+    faq_on = dict(
+        (
+            await session.execute(
+                select(InboxAutomation.inbox_id, InboxAutomation.faq_enabled).where(
+                    InboxAutomation.inbox_id.in_([i.id for i in inboxes])
+                )
+            )
+        )
+        .tuples()
+        .all()
+    )
     return render(
         request,
         "automation/index.html",
-        {"inboxes": inboxes, "counts": counts, "due": due, "flash": _flash(request)},
+        {
+            "inboxes": inboxes,
+            "counts": counts,
+            "due": due,
+            "faq_on": faq_on,
+            "flash": _flash(request),
+        },
         auth=auth,
     )
 
@@ -384,6 +413,232 @@ async def delete_rule(session: SessionDep, auth: Manager, rule_id: int) -> Respo
     inbox_id = rule.inbox_id
     await do_delete_rule(session, actor=auth.principal.actor, rule=rule)
     return redirect(f"/admin/automation/inboxes/{inbox_id}?done=deleted")
+
+
+@router.post("/admin/automation/inboxes/{inbox_id}/faq")
+async def save_faq_settings(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    auth: Manager,
+    inbox_id: int,
+    faq_enabled: Text = "",
+    faq_threshold: Text = "80",
+) -> Response:
+    await _inbox(session, auth, inbox_id)
+    try:
+        threshold = int(faq_threshold.strip() or 80)
+    except ValueError:
+        threshold = -1
+    try:
+        await do_set_inbox_automation(
+            session,
+            actor=auth.principal.actor,
+            inbox_id=inbox_id,
+            data={"faq_enabled": bool(faq_enabled), "faq_threshold": threshold},
+        )
+    except AutomationInvalid as exc:
+        return await _inbox_page(
+            request, session, auth, runtime, inbox_id, error=str(exc), status=422
+        )
+    return redirect(f"/admin/automation/inboxes/{inbox_id}?done=saved#faq")
+
+
+# ------------------------------------------------------------------ FAQ bot
+
+
+def _lines(value: str) -> list[str]:
+    return [line.strip() for line in value.splitlines() if line.strip()]
+
+
+async def _faq_entry(session: AsyncSession, auth: SessionAuth, faq_id: int) -> FaqEntry:
+    row = await session.get(FaqEntry, faq_id)
+    if row is None or (row.inbox_id is not None and not auth.principal.can_see_inbox(row.inbox_id)):
+        raise PageError(404, "Not found", "No such FAQ entry.")
+    return row
+
+
+async def _target_inbox(session: AsyncSession, auth: SessionAuth, inbox_id: str) -> int | None:
+    """The form's inbox field: '' is shared by every inbox."""
+    if not inbox_id.strip():
+        return None
+    if not inbox_id.strip().isdigit():
+        raise PageError(404, "Not found", "No such inbox.")
+    return (await _inbox(session, auth, int(inbox_id))).id
+
+
+async def _faq_page(
+    request: Request,
+    session: AsyncSession,
+    auth: SessionAuth,
+    *,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+    tried: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    inboxes = await _inboxes(session, auth)
+    query = select(FaqEntry).order_by(FaqEntry.inbox_id.is_not(None), FaqEntry.id)
+    if auth.principal.inbox_ids is not None:
+        query = query.where(
+            FaqEntry.inbox_id.is_(None) | FaqEntry.inbox_id.in_(auth.principal.inbox_ids)
+        )
+    entries = list((await session.scalars(query)).all())
+    return render(
+        request,
+        "automation/faq.html",
+        {
+            "entries": entries,
+            "due": {e.id: review_due(e) for e in entries},
+            "inboxes": {i.id: i for i in inboxes},
+            "error": error,
+            "form": form or {},
+            "tried": tried,
+            "decisions": FAQ_DECISIONS,
+            "flash": _flash(request),
+        },
+        auth=auth,
+        status=status,
+    )
+
+
+@router.get("/admin/automation/faq")
+async def faq_list(request: Request, session: SessionDep, auth: Manager) -> Response:
+    return await _faq_page(request, session, auth)
+
+
+@router.post("/admin/automation/faq")
+async def faq_create(
+    request: Request,
+    session: SessionDep,
+    auth: Manager,
+    question: Text = "",
+    alternatives: Text = "",
+    answer: Text = "",
+    language: Text = "",
+    inbox_id: Text = "",
+) -> Response:
+    form = {
+        "question": question,
+        "alternatives": alternatives,
+        "answer": answer,
+        "language": language,
+        "inbox_id": inbox_id,
+    }
+    target = await _target_inbox(session, auth, inbox_id)
+    try:
+        await do_create_faq(
+            session,
+            actor=auth.principal.actor,
+            inbox_id=target,
+            data={
+                "question": question,
+                "alternatives": _lines(alternatives),
+                "answer": answer,
+                "language": language,
+            },
+        )
+    except AutomationInvalid as exc:
+        return await _faq_page(request, session, auth, error=str(exc), form=form, status=422)
+    return redirect("/admin/automation/faq?done=created")
+
+
+@router.post("/admin/automation/faq/try")
+async def faq_try(
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    auth: Manager,
+    text: Text = "",
+    inbox_id: Text = "",
+) -> Response:
+    if not inbox_id.strip().isdigit():
+        return await _faq_page(
+            request, session, auth, error="Choose the inbox to try the question in.", status=422
+        )
+    inbox = await _inbox(session, auth, int(inbox_id))
+    result = await faq_test(session, runtime, inbox.id, text) if text.strip() else None
+    tried = {"text": text, "inbox_id": inbox.id, "inbox": inbox.name, "result": result}
+    return await _faq_page(request, session, auth, tried=tried)
+
+
+async def _faq_entry_page(
+    request: Request,
+    session: AsyncSession,
+    auth: SessionAuth,
+    entry: FaqEntry,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    inboxes = await _inboxes(session, auth)
+    return render(
+        request,
+        "automation/faq_entry.html",
+        {
+            "entry": entry,
+            "inboxes": {i.id: i for i in inboxes},
+            "review_due": review_due(entry),
+            "history": await faq_history(session, entry.id),
+            "error": error,
+            "flash": _flash(request),
+        },
+        auth=auth,
+        status=status,
+    )
+
+
+@router.get("/admin/automation/faq/{faq_id}")
+async def faq_entry(request: Request, session: SessionDep, auth: Manager, faq_id: int) -> Response:
+    return await _faq_entry_page(request, session, auth, await _faq_entry(session, auth, faq_id))
+
+
+@router.post("/admin/automation/faq/{faq_id}")
+async def faq_save(
+    request: Request,
+    session: SessionDep,
+    auth: Manager,
+    faq_id: int,
+    question: Text = "",
+    alternatives: Text = "",
+    answer: Text = "",
+    language: Text = "",
+    inbox_id: Text = "",
+    enabled: Text = "",
+) -> Response:
+    entry = await _faq_entry(session, auth, faq_id)
+    target = await _target_inbox(session, auth, inbox_id)
+    try:
+        await do_update_faq(
+            session,
+            actor=auth.principal.actor,
+            entry=entry,
+            data={
+                "question": question,
+                "alternatives": _lines(alternatives),
+                "answer": answer,
+                "language": language,
+                "inbox_id": target,
+                "enabled": bool(enabled),
+            },
+        )
+    except AutomationInvalid as exc:  # checked before anything changed
+        return await _faq_entry_page(request, session, auth, entry, error=str(exc), status=422)
+    return redirect(f"/admin/automation/faq/{faq_id}?done=saved")
+
+
+@router.post("/admin/automation/faq/{faq_id}/reviewed")
+async def faq_reviewed(session: SessionDep, auth: Manager, faq_id: int) -> Response:
+    entry = await _faq_entry(session, auth, faq_id)
+    await do_mark_faq_reviewed(session, actor=auth.principal.actor, entry=entry)
+    return redirect(f"/admin/automation/faq/{faq_id}?done=reviewed")
+
+
+@router.post("/admin/automation/faq/{faq_id}/delete")
+async def faq_delete(session: SessionDep, auth: Manager, faq_id: int) -> Response:
+    entry = await _faq_entry(session, auth, faq_id)
+    await do_delete_faq(session, actor=auth.principal.actor, entry=entry)
+    return redirect("/admin/automation/faq?done=deleted")
 
 
 # ------------------------------------------------------------------ integrations

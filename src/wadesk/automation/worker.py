@@ -517,10 +517,16 @@ class AutomationWorker(BackgroundLoop):
         miss): a question scoring 12 % on its best entry says nothing about that entry."""
         if not text_in.strip():
             return
-        index = await self.faq_index(session, item.inbox_id)
+        try:
+            index = await self.faq_index(session, item.inbox_id)
+            decision = decide(index, text_in, threshold)
+        except Exception:
+            # The message is stored and the rest of the job (rules, greeting) goes on; the
+            # conversation simply waits for a person, as without the FAQ bot.
+            log.exception("automation.faq_failed", job_id=item.job_id)
+            return
         if not len(index):
             return
-        decision = decide(index, text_in, threshold)
         best = decision.match
         if decision.kind == "answer" and best is not None:
             item.faq, item.faq_count_id = decision, best.entry.id

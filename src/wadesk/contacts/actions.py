@@ -186,9 +186,7 @@ async def do_update_contact(
     for field, value in changes.items():
         setattr(contact, field, value)
     contact.updated_at = utcnow()
-    after = {
-        key: contact.phone_e164 if key == "phone" else getattr(contact, key) for key in before
-    }
+    after = {key: contact.phone_e164 if key == "phone" else getattr(contact, key) for key in before}
     await record(
         session,
         actor,

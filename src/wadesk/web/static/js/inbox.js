@@ -287,13 +287,18 @@ function refreshPanel() {
   clearTimeout(panelTimer);
   panelTimer = setTimeout(async () => {
     const id = thread.id;
-    if (!id || $("#contact-form")) return;
+    const panel = $("#contact-panel");
+    // Not while it is being edited here, nor right after this tab saved it (already fresh).
+    if (!id || !panel || $("#contact-form") || Date.now() - Number(panel.dataset.swappedAt || 0) < 2000) {
+      return;
+    }
     try {
       const fragment = await fetchHtml(`/inbox/c/${id}/contact`);
-      const panel = $("#contact-panel");
-      if (!panel || thread.id !== id || $("#contact-form")) return;
+      if (thread.id !== id || $("#contact-form")) return;
+      const hadFocus = panel.contains(document.activeElement);
       panel.replaceChildren(fragment);
       processHtmx(panel);
+      if (hadFocus) $("[data-edit-contact]", panel)?.focus({ preventScroll: true });
     } catch (error) {
       console.warn("wadesk inbox:", error);
     }
@@ -1136,6 +1141,7 @@ document.addEventListener("htmx:afterSwap", (event) => {
     openThread();
     $("#thread-title")?.focus({ preventScroll: true });
   } else if (target.id === "contact-panel") {
+    target.dataset.swappedAt = String(Date.now());
     const focus =
       $("#contact-errors", target) || $("[data-contact-name]", target) || $("[data-edit-contact]", target);
     focus?.focus({ preventScroll: true });
