@@ -18,6 +18,7 @@ from tests.web.client import csrf_of, sign_in
 from wadesk.audit.models import AuditEvent
 from wadesk.contacts.models import Contact
 from wadesk.conversations.models import Conversation, Message
+from wadesk.realtime.models import EventRecord
 
 HX = {"HX-Request": "true"}
 
@@ -131,6 +132,15 @@ async def test_an_agent_edits_name_email_and_attributes_from_the_panel(live):
     assert "old" not in details["after"]["attributes"]
     assert details["after"]["attributes"]["monthly_spend"] == 1250.5
     assert audit[0].actor_type == "user"
+    # The live event names the inbox, so its agents' panels follow (not only admins').
+    async with live.runtime.db.session() as session:
+        event = await session.scalar(
+            select(EventRecord)
+            .where(EventRecord.kind == "contact.updated")
+            .order_by(EventRecord.id.desc())
+        )
+        conversation = await session.get(Conversation, cid)
+    assert event is not None and event.inbox_id == conversation.inbox_id
 
     # A rename keeps one attribute under the new name; nothing typed, nothing audited.
     renamed = await agent.post(

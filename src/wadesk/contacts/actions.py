@@ -156,12 +156,15 @@ async def do_update_contact(
     contact: Contact,
     changes: dict[str, Any],
     remove_attributes: Sequence[str] = (),
+    inbox_id: int | None = None,
 ) -> Contact:
     """Change a contact's fields; ``changes["attributes"]`` is merged into the attributes.
 
     ``remove_attributes`` names keys to delete (a key both removed and set ends up set): an
     explicit list, because a ``null`` value in the API's PATCH is stored as ``null``. The audit
-    row keeps the touched fields before and after the change.
+    row keeps the touched fields before and after the change. ``inbox_id``: the inbox the change
+    was made from (the inbox's contact panel), so that inbox's agents get the live event; a
+    contact belongs to no inbox, and an event without one reaches only people who see them all.
     """
     changes = dict(changes)
     before = {key: getattr(contact, key) for key in changes if key != "phone"}
@@ -195,7 +198,10 @@ async def do_update_contact(
         contact.id,
         {"before": _jsonable(before), "after": _jsonable(after)},
     )
-    queue_event(session, "contact.updated", {"contact_id": contact.id})
+    event: dict[str, Any] = {"contact_id": contact.id}
+    if inbox_id is not None:
+        event["inbox_id"] = inbox_id
+    queue_event(session, "contact.updated", event)
     return contact
 
 

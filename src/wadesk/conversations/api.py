@@ -39,6 +39,9 @@ from wadesk.conversations.queries import (
     list_messages,
 )
 from wadesk.conversations.schemas import (
+    BatchError,
+    BatchOut,
+    BatchResult,
     ConversationOut,
     ConversationUpdate,
     Folder,
@@ -48,6 +51,7 @@ from wadesk.conversations.schemas import (
     LabelUpdate,
     MentionOut,
     MentionsRead,
+    MessageBatch,
     MessageCreate,
     MessageOut,
     NoteCreate,
@@ -243,6 +247,61 @@ async def send(
     if not created:
         response.status_code = 200
     return MessageOut.model_validate(message)
+
+
+@router.post("/conversations/{conversation_id}/messages/batch", response_model=BatchOut)
+async def send_batch(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    principal: Writer,
+    conversation_id: int,
+    body: MessageBatch,
+) -> BatchOut:
+    """Several messages to one conversation in one request, in order, each with its own
+    idempotency key: how the inbox empties an offline queue without one round trip per
+    message. A refused message (window closed, bad content) is reported and the next one is
+    tried, as separate requests would; a key another request is still using fails the whole
+    batch with 409 so the client retries it, and nothing of it is kept."""
+    conversation = await _conversation_or_404(session, principal, conversation_id, for_update=True)
+    results: list[BatchResult] = []
+    for item in body.messages:
+        request = SendRequest(
+            type=item.type,
+            text=item.text,
+            content=item.content,
+            reply_to_message_id=item.reply_to_message_id,
+            media_link=item.media_link,
+            upload_id=item.upload_id,
+        )
+        try:
+            async with session.begin_nested():
+                message, created = await do_send_message(
+                    session,
+                    actor=principal.actor,
+                    conversation=conversation,
+                    request=request,
+                    service_window_hours=runtime.settings.service_window_hours,
+                    idempotency_key=item.idempotency_key,
+                )
+        except SendRefused as exc:
+            if exc.code == "idempotency_key_in_use":
+                raise ApiError(exc.status, exc.code, str(exc)) from exc
+            results.append(
+                BatchResult(
+                    idempotency_key=item.idempotency_key,
+                    status=exc.status,
+                    error=BatchError(code=exc.code, message=str(exc)),
+                )
+            )
+            continue
+        results.append(
+            BatchResult(
+                idempotency_key=item.idempotency_key,
+                status=201 if created else 200,
+                message=MessageOut.model_validate(message),
+            )
+        )
+    return BatchOut(results=results)
 
 
 @router.post("/messages/{message_id}/retry", response_model=MessageOut)

@@ -191,3 +191,42 @@ class MessageCreate(BaseModel):
     upload_id: int | None = Field(
         default=None, ge=1, le=2**63 - 1, description="A file from POST /api/v1/uploads"
     )
+
+
+BATCH_MAX = 100
+
+
+class BatchItem(MessageCreate):
+    idempotency_key: str = Field(
+        min_length=1, max_length=255, description="The same key never sends twice"
+    )
+
+
+class MessageBatch(BaseModel):
+    """Messages written in a row (an agent's offline queue): sent in this order, each once."""
+
+    model_config = ConfigDict(extra="forbid")
+    messages: list[BatchItem] = Field(min_length=1, max_length=BATCH_MAX)
+
+    @model_validator(mode="after")
+    def _keys_differ(self) -> MessageBatch:
+        keys = [m.idempotency_key for m in self.messages]
+        if len(set(keys)) != len(keys):
+            raise ValueError("each message of a batch needs its own idempotency_key")
+        return self
+
+
+class BatchError(BaseModel):
+    code: str
+    message: str
+
+
+class BatchResult(BaseModel):
+    idempotency_key: str
+    status: int = Field(description="201 queued, 200 replay of an earlier send, 4xx refused")
+    message: MessageOut | None = None
+    error: BatchError | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchResult]

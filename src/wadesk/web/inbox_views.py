@@ -753,6 +753,7 @@ async def update_contact(
                 contact=contact,
                 changes=edit.changes,
                 remove_attributes=edit.remove,
+                inbox_id=conversation.inbox_id,
             )
         except (ContactConflict, InvalidPhone) as exc:
             submitted.errors.append(str(exc))

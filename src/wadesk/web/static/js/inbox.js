@@ -289,9 +289,8 @@ function refreshPanel() {
     const id = thread.id;
     const panel = $("#contact-panel");
     // Not while it is being edited here, nor right after this tab saved it (already fresh).
-    if (!id || !panel || $("#contact-form") || Date.now() - Number(panel.dataset.swappedAt || 0) < 2000) {
-      return;
-    }
+    const fresh = panel && Date.now() - Number(panel.dataset.swappedAt || 0) < 2000;
+    if (!id || !panel || fresh || $("#contact-form")) return;
     try {
       const fragment = await fetchHtml(`/inbox/c/${id}/contact`);
       if (thread.id !== id || $("#contact-form")) return;
@@ -793,7 +792,8 @@ function mentionAtCaret(textarea) {
   const note = $("[data-note-toggle]", textarea.form);
   if (!note || !note.checked || textarea.selectionStart !== textarea.selectionEnd) return null;
   const caret = textarea.selectionStart;
-  const match = textarea.value.slice(0, caret).match(/(?:^|[^\p{L}\p{N}_.@])@([\p{L}\p{N}._%+-]{0,40})$/u);
+  const typed = textarea.value.slice(0, caret);
+  const match = typed.match(/(?:^|[^\p{L}\p{N}_.@])@([\p{L}\p{N}._%+-]{0,40})$/u);
   if (!match) return null;
   return { start: caret - match[1].length - 1, end: caret, query: match[1] };
 }
@@ -1143,7 +1143,9 @@ document.addEventListener("htmx:afterSwap", (event) => {
   } else if (target.id === "contact-panel") {
     target.dataset.swappedAt = String(Date.now());
     const focus =
-      $("#contact-errors", target) || $("[data-contact-name]", target) || $("[data-edit-contact]", target);
+      $("#contact-errors", target) ||
+      $("[data-contact-name]", target) ||
+      $("[data-edit-contact]", target);
     focus?.focus({ preventScroll: true });
   } else if (target.id === "thread-chrome") {
     syncComposer();
