@@ -119,6 +119,9 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/api/v1/contacts/{contact_id}"): {"name": "Walk"},
     ("PATCH", "/api/v1/conversations/{conversation_id}"): {"status": "resolved"},
     ("POST", "/api/v1/conversations/{conversation_id}/messages"): {"type": "text", "text": "hi"},
+    ("POST", "/api/v1/conversations/{conversation_id}/messages/batch"): {
+        "messages": [{"type": "text", "text": "hi", "idempotency_key": "walk"}]
+    },
     ("POST", "/api/v1/inboxes/whatsapp"): {
         "name": "x",
         "phone_number_id": "999",
