@@ -6,7 +6,7 @@ with HTTP 500, 10% with 429 (130429), 5% with 131056 (pair rate), 5% with a repl
 the client's timeout, and fails 3% afterwards with a 131026 status. Result: every message
 ends `delivered`/`read` or `failed` with a reason a person can read; the sends the simulator
 received (every attempt, accepted or not) never exceed the configured pace: in any window of
-w seconds at most rate * w + the bucket's capacity.
+w seconds at most rate * (w + 50 ms of arrival jitter) + the bucket's capacity.
 
 Run `.venv/bin/python bench/faults/graph_failures.py [--quick] [--json]`.
 """
@@ -41,6 +41,9 @@ from wadesk.channels.simulator.faults import FaultPlan
 
 RATE = 20.0  # messages/s, WADESK_SEND_RATE_PER_NUMBER
 CAPACITY = max(1.0, RATE)  # the number's token bucket (outbox/pacing.py)
+# The bucket holds at the sender; the simulator counts arrivals, which reach it after a delay
+# that varies by a few milliseconds (a sender window of w s can land in w - jitter s).
+JITTER_S = 0.05
 GRAPH_TIMEOUT_S = 2.0
 PLAN = FaultPlan(
     http_500=0.10,
@@ -140,7 +143,7 @@ async def main(args) -> Outcome:  # type: ignore[no-untyped-def]
     times = list(sim.send_times)
     ended = sum(statuses[s] for s in ("delivered", "read", "failed"))
     worst = {w: max_in_window(times, w) for w in (1.0, 5.0)}
-    within_pace = all(n <= RATE * w + CAPACITY for w, n in worst.items())
+    within_pace = all(n <= RATE * (w + JITTER_S) + CAPACITY for w, n in worst.items())
     span = (max(times) - min(times)) if len(times) > 1 else 0.0
     outcome.figures = {
         "messages": total,
@@ -164,7 +167,8 @@ async def main(args) -> Outcome:  # type: ignore[no-untyped-def]
     outcome.check("failed without a reason", "0", str(without_reason), without_reason == 0)
     outcome.check(
         "sends in any 1 s / 5 s window",
-        f"≤ {RATE * 1 + CAPACITY:.0f} / ≤ {RATE * 5 + CAPACITY:.0f}",
+        f"≤ {RATE * (1 + JITTER_S) + CAPACITY:.0f} / ≤ {RATE * (5 + JITTER_S) + CAPACITY:.0f}"
+        f" (pace + bucket + {JITTER_S * 1000:.0f} ms arrival jitter)",
         f"{worst[1.0]} / {worst[5.0]} ({len(times)} attempts, {stats['rejected']} rejected,"
         f" {stats['timeouts']} timeouts)",
         within_pace,

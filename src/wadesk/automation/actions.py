@@ -31,6 +31,7 @@ from wadesk.automation.rules import (
 from wadesk.conversations.hooks import InboundBatch
 from wadesk.conversations.models import Conversation
 from wadesk.db import insert_for, queue_event, utcnow
+from wadesk.teams.models import Team
 
 AUTOMATION_ACTOR = Actor.system("automation")
 RULES_CHANGED = "automation.rules_changed"
@@ -132,7 +133,9 @@ def _changed_rules(session: AsyncSession, inbox_id: int) -> None:
     queue_event(session, RULES_CHANGED, {"inbox_id": inbox_id})
 
 
-def _rule_values(data: dict[str, Any], integration_names: set[str]) -> dict[str, Any]:
+def _rule_values(
+    data: dict[str, Any], integration_names: set[str], teams: dict[str, int] | None = None
+) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     if "name" in data:
         name = str(data["name"] or "").strip()
@@ -146,7 +149,7 @@ def _rule_values(data: dict[str, Any], integration_names: set[str]) -> dict[str,
     if "conditions" in data:
         clean["conditions"] = validate_conditions(data["conditions"])
     if "actions" in data:
-        clean["actions"] = validate_actions(data["actions"], integration_names)
+        clean["actions"] = validate_actions(data["actions"], integration_names, teams)
     for flag in ("after_handoff", "enabled"):
         if flag in data and data[flag] is not None:
             clean[flag] = bool(data[flag])
@@ -157,11 +160,22 @@ async def integration_names(session: AsyncSession) -> set[str]:
     return set((await session.scalars(select(Integration.name))).all())
 
 
+async def team_keys(session: AsyncSession) -> dict[str, int]:
+    """Casefolded team names and ids (as text) -> team id: what an assign_team action may name."""
+    keys: dict[str, int] = {}
+    for team_id, name in (await session.execute(select(Team.id, Team.name))).tuples().all():
+        keys[str(team_id)] = team_id
+        keys.setdefault(name.strip().casefold(), team_id)
+    return keys
+
+
 async def do_create_rule(
     session: AsyncSession, *, actor: Actor, inbox_id: int, data: dict[str, Any]
 ) -> AutomationRule:
     values = _rule_values(
-        {"trigger": "message", "conditions": {}, **data}, await integration_names(session)
+        {"trigger": "message", "conditions": {}, **data},
+        await integration_names(session),
+        await team_keys(session),
     )
     if "name" not in values or "actions" not in values:
         raise RuleInvalid("invalid_rule", "A rule needs a name and actions.")
@@ -194,7 +208,7 @@ async def do_create_rule(
 async def do_update_rule(
     session: AsyncSession, *, actor: Actor, rule: AutomationRule, data: dict[str, Any]
 ) -> AutomationRule:
-    values = _rule_values(data, await integration_names(session))
+    values = _rule_values(data, await integration_names(session), await team_keys(session))
     changes = {
         key: {"before": getattr(rule, key), "after": value}
         for key, value in values.items()
@@ -832,3 +846,87 @@ def template_submission(data: dict[str, Any]) -> dict[str, Any]:
 
 def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# ------------------------------------------------------------------ a rule's assign_team
+
+
+async def do_assign_team(
+    session: AsyncSession, *, actor: Actor, conversation: Conversation, team: Team
+) -> bool:
+    """Give the conversation to ``team``: routing's facts and its queue entry take the team, so
+    routing assigns it within the team (``drain``). Routing has no action of its own for
+    changing a conversation's team after its first routing (its rules decide it at ingest),
+    so this one keeps routing's tables consistent the way routing does. False: already so."""
+    from wadesk.routing import actions as routing
+    from wadesk.routing.models import ConversationRouting, QueueEntry
+    from wadesk.routing.rules import PRIORITY_RANK
+
+    facts = await session.get(ConversationRouting, conversation.id)
+    before = facts.team_id if facts is not None else None
+    if before == team.id:
+        return False
+    if facts is None:
+        session.add(
+            ConversationRouting(
+                conversation_id=conversation.id,
+                team_id=team.id,
+                tags=[],
+                matched_rules=[],
+                evaluated_at=utcnow(),
+            )
+        )
+    else:
+        facts.team_id = team.id
+    await session.flush()
+    waiting = conversation.assignee_id is None and conversation.status != "resolved"
+    queued = False
+    if waiting:
+        moved = cast(
+            CursorResult[Any],
+            await session.execute(
+                update(QueueEntry)
+                .where(QueueEntry.conversation_id == conversation.id)
+                .values(team_id=team.id)
+            ),
+        )
+        queued = moved.rowcount > 0
+        if not queued and (await routing.inbox_settings(session, conversation.inbox_id)).enabled:
+            await routing.enqueue(
+                session,
+                [
+                    {
+                        "conversation_id": conversation.id,
+                        "inbox_id": conversation.inbox_id,
+                        "team_id": team.id,
+                        "language": facts.language if facts is not None else None,
+                        "sticky_user_id": None,
+                        "rank": PRIORITY_RANK.get(conversation.priority, 0),
+                        "enqueued_at": conversation.created_at,
+                    }
+                ],
+            )
+            queued = True
+    await record(
+        session,
+        actor,
+        "conversation.team",
+        "conversation",
+        conversation.id,
+        {"before": before, "after": team.id, "team": team.name},
+    )
+    queue_event(
+        session,
+        "conversation.updated",
+        {
+            "conversation_id": conversation.id,
+            "inbox_id": conversation.inbox_id,
+            "changes": ["team_id"],
+        },
+    )
+    if queued:
+        queue_event(
+            session, "routing.queue_changed", {"inbox_ids": [conversation.inbox_id], "queued": 1}
+        )
+        await routing.drain(session, reason="team_changed")
+    return True

@@ -42,6 +42,7 @@ class CompiledRule:
     contact: dict[str, str] = field(default_factory=dict)
     channel: str | None = None
     hours: str | None = None
+    languages: frozenset[str] | None = None
     asks: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
 
 
@@ -69,6 +70,9 @@ class TriggerRules:
 class RuleSet:
     by_trigger: dict[str, TriggerRules]
     by_id: dict[int, CompiledRule]
+    # Every language a rule's condition names: the message's language is detected only when
+    # some rule needs it, among these (and routing's configured languages, see the worker).
+    languages: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.by_id)
@@ -91,6 +95,7 @@ def compile_rule(row: Any) -> CompiledRule:
         channel=conditions.get("channel"),
         hours=conditions.get("hours"),
         match_all=conditions.get("match") == "all",
+        languages=frozenset(conditions["language"]) if conditions.get("language") else None,
     )
     words = [keyword_words(k) for k in conditions.get("keywords") or []]
     rule.keywords = list(dict.fromkeys(w for w in words if w))
@@ -109,6 +114,7 @@ def compile_rules(
     change recompile only the rules that changed."""
     by_trigger: dict[str, TriggerRules] = {}
     by_id: dict[int, CompiledRule] = {}
+    languages: set[str] = set()
     for row in sorted(rows, key=lambda r: (r.position, r.id)):
         if not row.enabled:
             continue
@@ -122,7 +128,8 @@ def compile_rules(
                 cache[row.id] = (stamp, rule)
         by_trigger.setdefault(rule.trigger, TriggerRules()).add(rule)
         by_id[rule.id] = rule
-    return RuleSet(by_trigger, by_id)
+        languages |= rule.languages or set()
+    return RuleSet(by_trigger, by_id, frozenset(languages))
 
 
 @dataclass(slots=True)
@@ -135,9 +142,18 @@ class Facts:
     contact: dict[str, str]  # casefolded attribute name -> normalised value
     channel: str
     open_now: bool
+    # The detected ISO 639-1 code, None when not detected or not sure.
+    language: str | None = None
 
     @classmethod
-    def of(cls, text: str | None, contact: dict[str, Any], channel: str, open_now: bool) -> Facts:
+    def of(
+        cls,
+        text: str | None,
+        contact: dict[str, Any],
+        channel: str,
+        open_now: bool,
+        language: str | None = None,
+    ) -> Facts:
         raw = text or ""
         normalised = normalise(raw)
         return cls(
@@ -151,6 +167,7 @@ class Facts:
             },
             channel=channel,
             open_now=open_now,
+            language=language,
         )
 
 
@@ -166,6 +183,8 @@ def _other_conditions(rule: CompiledRule, facts: Facts) -> dict[str, str] | None
     if rule.channel is not None and rule.channel != facts.channel:
         return None
     if rule.hours is not None and (rule.hours == "open") != facts.open_now:
+        return None
+    if rule.languages is not None and facts.language not in rule.languages:
         return None
     for name, wanted in rule.contact.items():
         if facts.contact.get(name) != wanted:
@@ -225,16 +244,44 @@ class IntegrationSpec:
     timeout_seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class Buttons:
+    """A WhatsApp interactive reply-buttons message (rendered body, button titles)."""
+
+    text: str
+    titles: tuple[str, ...]
+
+    def interactive(self, rule_id: int | None) -> dict[str, Any]:
+        """The Cloud API's ``interactive`` object. A tap comes back as an inbound
+        ``button_reply`` whose text is the button's title, so later rules match it."""
+        return {
+            "type": "button",
+            "body": {"text": self.text[:1024]},
+            "action": {
+                "buttons": [
+                    {
+                        "type": "reply",
+                        "reply": {"id": f"automation:{rule_id or 0}:{n}", "title": title},
+                    }
+                    for n, title in enumerate(self.titles, 1)
+                ]
+            },
+        }
+
+
 @dataclass(slots=True)
 class Effects:
     """What running a rule decided; applied by the worker in one transaction."""
 
     rule_id: int | None = None
-    sends: list[str] = field(default_factory=list)
+    sends: list[str | Buttons] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     priority: str | None = None
     handoff_notes: list[str] = field(default_factory=list)
     resolve: bool = False
+    # assign_team: (team id, the name the rule gave); the worker checks the team still exists.
+    team: tuple[int, str] | None = None
+    notes: list[str] = field(default_factory=list)  # private notes that hand nothing over
     # (step index to resume at, capture name, pattern, minutes) or None to clear
     pending: tuple[int, str, str, int] | None = None
     pending_data: dict[str, str] = field(default_factory=dict)
@@ -348,6 +395,17 @@ async def run_rule(
             )
         elif kind == "resolve":
             effects.resolve = True
+        elif kind == "assign_team":
+            team_id = action.get("team_id")
+            if isinstance(team_id, int):
+                effects.team = (team_id, str(action.get("team", team_id)))
+            else:
+                effects.notes.append(
+                    f"Automation rule “{rule.name}”: team {action.get('team')!r} is unknown;"
+                    " the conversation was not given to a team."
+                )
+        elif kind == "buttons":
+            effects.sends.append(Buttons(render(action["text"], context), tuple(action["buttons"])))
     return effects
 
 

@@ -6,7 +6,8 @@ Conditions (all given ones must hold)::
      "regex": "order\\s*#?(?P<order>\\d{4,})",
      "contact": {"tier": "gold"},          # contact attributes (or "name"), case-insensitive
      "channel": "whatsapp",
-     "hours": "open" | "closed"}           # the inbox's business hours
+     "hours": "open" | "closed",           # the inbox's business hours
+     "language": ["pt", "es"]}             # the detected language of the message (ISO 639-1)
 
 Actions (run in order)::
 
@@ -19,6 +20,8 @@ Actions (run in order)::
     {"type": "set_priority", "priority": "high"}
     {"type": "handoff", "note": "Customer asks for a refund"}
     {"type": "resolve"}
+    {"type": "assign_team", "team": "Billing"}        # a team name or id; stored with team_id
+    {"type": "buttons", "text": "How can we help?", "buttons": ["Track order", "Talk to a person"]}
 """
 
 from __future__ import annotations
@@ -38,11 +41,19 @@ ACTION_TYPES = (
     "set_priority",
     "handoff",
     "resolve",
+    "assign_team",
+    "buttons",
 )
-CONDITION_KEYS = ("keywords", "match", "regex", "contact", "channel", "hours")
+CONDITION_KEYS = ("keywords", "match", "regex", "contact", "channel", "hours", "language")
 MAX_ACTIONS = 20
 MAX_KEYWORDS = 200
 MAX_TEXT = 4096
+MAX_LANGUAGES = 20
+# WhatsApp's reply buttons: 1 to 3 buttons, titles of at most 20 characters (unique),
+# a body of at most 1024 characters.
+MAX_BUTTONS = 3
+MAX_BUTTON_TITLE = 20
+MAX_BUTTONS_BODY = 1024
 
 
 class RuleInvalid(ValueError):
@@ -132,12 +143,88 @@ def validate_conditions(conditions: Any) -> dict[str, Any]:
         if conditions["hours"] not in ("open", "closed"):
             raise RuleInvalid("invalid_conditions", "hours is 'open' or 'closed'.", "hours")
         clean["hours"] = conditions["hours"]
+    if "language" in conditions:
+        clean["language"] = _languages(conditions["language"])
     return clean
 
 
+def _languages(value: Any) -> list[str]:
+    """1 to 20 ISO 639-1 codes the routing module's detector knows, lower case, in order."""
+    from wadesk.routing.language import supported
+
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= MAX_LANGUAGES
+        or not all(isinstance(code, str) for code in value)
+    ):
+        raise RuleInvalid(
+            "invalid_conditions",
+            f"language is a list of 1 to {MAX_LANGUAGES} two-letter ISO 639-1 codes,"
+            ' e.g. ["pt", "es"].',
+            "language",
+        )
+    codes = list(dict.fromkeys(code.strip().lower() for code in value))
+    bad = [code for code in codes if not re.fullmatch(r"[a-z]{2}", code) or not supported(code)]
+    if bad:
+        raise RuleInvalid(
+            "invalid_conditions",
+            f"language: unknown or undetectable language code(s) {', '.join(map(repr, bad))};"
+            " use two-letter ISO 639-1 codes such as pt, es, en.",
+            "language",
+        )
+    return codes
+
+
+def _team(action: dict[str, Any], field: str, teams: dict[str, int] | None) -> dict[str, Any]:
+    """``team`` names a team or gives its id; ``teams`` maps casefolded names and ids (as
+    text) to ids. A rule saved earlier keeps working after a rename through its team_id."""
+    given = action.get("team")
+    if isinstance(given, bool) or not isinstance(given, str | int) or not str(given).strip():
+        raise RuleInvalid("invalid_actions", f"{field}.team names a team or gives its id.", field)
+    label = str(given).strip()
+    if teams is None:
+        team_id = action.get("team_id")
+        return {"team": label, "team_id": team_id if isinstance(team_id, int) else None}
+    team_id = teams.get(label.casefold())
+    previous = action.get("team_id")
+    if team_id is None and isinstance(previous, int) and str(previous) in teams:
+        team_id = previous
+    if team_id is None:
+        raise RuleInvalid("unknown_team", f"{field}: no team named {label!r}.", field)
+    return {"team": label, "team_id": team_id}
+
+
+def _buttons(action: dict[str, Any], field: str) -> dict[str, Any]:
+    text = _text(action.get("text"), f"{field}.text", limit=MAX_BUTTONS_BODY)
+    buttons = action.get("buttons")
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= MAX_BUTTONS:
+        raise RuleInvalid(
+            "invalid_actions", f"{field}.buttons is a list of 1 to {MAX_BUTTONS} titles.", field
+        )
+    titles: list[str] = []
+    for title in buttons:
+        if not isinstance(title, str) or not title.strip():
+            raise RuleInvalid("invalid_actions", f"{field}.buttons holds non-empty titles.", field)
+        if len(title.strip()) > MAX_BUTTON_TITLE:
+            raise RuleInvalid(
+                "invalid_actions",
+                f"{field}.buttons: {title.strip()!r} is longer than {MAX_BUTTON_TITLE}"
+                " characters (WhatsApp's limit for a button title).",
+                field,
+            )
+        titles.append(title.strip())
+    if len({t.casefold() for t in titles}) != len(titles):
+        raise RuleInvalid("invalid_actions", f"{field}.buttons must all differ.", field)
+    return {"text": text, "buttons": titles}
+
+
 def validate_actions(
-    actions: Any, integration_names: set[str] | None = None
+    actions: Any,
+    integration_names: set[str] | None = None,
+    teams: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
+    """``integration_names`` and ``teams`` (casefolded name or id as text -> id), when given,
+    are what must exist for the rule to be saved."""
     if not isinstance(actions, list) or not actions:
         raise RuleInvalid("invalid_actions", "actions is a non-empty list.", "actions")
     if len(actions) > MAX_ACTIONS:
@@ -197,5 +284,9 @@ def validate_actions(
             out["priority"] = action["priority"]
         elif kind == "handoff":
             out["note"] = _text(action.get("note"), f"{field}.note", required=False)
+        elif kind == "assign_team":
+            out.update(_team(action, field, teams))
+        elif kind == "buttons":
+            out.update(_buttons(action, field))
         clean.append(out)
     return clean

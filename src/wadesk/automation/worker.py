@@ -36,9 +36,11 @@ from wadesk.automation.actions import (
     FAQ_CHANGED,
     QUEUED,
     RULES_CHANGED,
+    do_assign_team,
     do_count_faq,
 )
 from wadesk.automation.engine import (
+    Buttons,
     CompiledRule,
     Effects,
     Facts,
@@ -360,6 +362,7 @@ class AutomationWorker(BackgroundLoop):
         }
         prepared: list[Prepared] = []
         shortcuts: dict[int, set[str]] = {}
+        candidates: list[frozenset[str]] = []  # routing's configured languages, read once
         for job in jobs:
             conversation = conversations.get(job.conversation_id)
             if conversation is None:
@@ -416,7 +419,12 @@ class AutomationWorker(BackgroundLoop):
                     item.skipped = "loop guard: too many automated replies"
                     continue
             rules = await self.ruleset(session, inbox.id)
-            facts = Facts.of(text_in, contact_data, inbox.channel_type, open_now)
+            language = (
+                await self._language(session, rules, text_in, candidates)
+                if rules.languages and text_in.strip()
+                else None
+            )
+            facts = Facts.of(text_in, contact_data, inbox.channel_type, open_now, language)
             # 1. An answer to a question a rule asked.
             pending_live = False
             if job.trigger == "message" and state is not None and state.pending_rule_id is not None:
@@ -543,6 +551,30 @@ class AutomationWorker(BackgroundLoop):
                 if best.score >= threshold - NEAR_MISS:
                     item.faq_count_id = best.entry.id
 
+    async def _language(
+        self,
+        session: AsyncSession,
+        rules: RuleSet,
+        text_in: str,
+        candidates: list[frozenset[str]],
+    ) -> str | None:
+        """The message's language for ``language`` conditions, with routing's detector
+        (``routing/language.py``), among the rules' languages, routing's configured ones and
+        English (so that an English message is not forced into the nearest rule language).
+        None when the text is too short or the detector is not sure: the condition fails."""
+        from wadesk.routing import language as lang
+        from wadesk.routing.models import RoutingConfig
+
+        if not candidates:
+            config = await session.get(RoutingConfig, 1)
+            candidates.append(frozenset(config.languages or []) if config else frozenset())
+        codes = sorted(rules.languages | candidates[0] | {"en"})
+        try:
+            return await asyncio.to_thread(lang.detect, text_in, codes)
+        except Exception:
+            log.exception("automation.language_failed")
+            return None
+
     async def _silent_long_enough(
         self,
         session: AsyncSession,
@@ -646,12 +678,15 @@ class AutomationWorker(BackgroundLoop):
             return
         sent: list[str] = []
         refused: list[str] = []
-        for body in effects.sends:
-            body = body.strip()[:4096]
+        for send in effects.sends:
+            buttons = send if isinstance(send, Buttons) else None
+            body = (send.text if isinstance(send, Buttons) else send).strip()[:4096]
             if not body:
                 continue
             kind = (
-                "greeting"
+                "rule"
+                if buttons is not None
+                else "greeting"
                 if body == (item.greeting or "").strip()
                 else "away"
                 if body == (item.away or "").strip()
@@ -662,16 +697,24 @@ class AutomationWorker(BackgroundLoop):
             marker: dict[str, Any] = {"kind": kind, "rule_id": effects.rule_id}
             if kind == "faq":
                 marker = {"kind": "faq", "faq_id": item.faq_count_id}
+            request = (
+                SendRequest(type="text", text=body, content={"automation": marker})
+                if buttons is None
+                else SendRequest(
+                    type="interactive",
+                    text=body[:1024],
+                    content={
+                        "interactive": Buttons(body, buttons.titles).interactive(effects.rule_id),
+                        "automation": marker,
+                    },
+                )
+            )
             try:
                 await do_send_message(
                     session,
                     actor=AUTOMATION_ACTOR,
                     conversation=conversation,
-                    request=SendRequest(
-                        type="text",
-                        text=body,
-                        content={"automation": marker},
-                    ),
+                    request=request,
                     service_window_hours=self._settings.service_window_hours,
                 )
                 sent.append(body)
@@ -704,6 +747,15 @@ class AutomationWorker(BackgroundLoop):
                 labels=labels,
                 priority=effects.priority,
                 status="resolved" if effects.resolve and not effects.handed_off else None,
+            )
+        if effects.team is not None:
+            await self._assign_team(session, conversation, effects)
+        for note in effects.notes:
+            await do_add_note(
+                session,
+                actor=AUTOMATION_ACTOR,
+                conversation=conversation,
+                text=f"🤖 {note}"[:4000],
             )
         for note in effects.handoff_notes:
             await do_add_note(
@@ -745,6 +797,29 @@ class AutomationWorker(BackgroundLoop):
                     handed_off=AutomationRule.handed_off + (1 if effects.handed_off else 0),
                     last_matched_at=now,
                 )
+            )
+
+    async def _assign_team(
+        self, session: AsyncSession, conversation: Conversation, effects: Effects
+    ) -> None:
+        """A rule's assign_team: through ``do_assign_team`` (audited, re-routed within the
+        team). A team deleted since the rule was saved: skipped, with a private note."""
+        from wadesk.teams.models import Team
+
+        assert effects.team is not None
+        team_id, named = effects.team
+        team = await session.get(Team, team_id)
+        if team is None:
+            await do_add_note(
+                session,
+                actor=AUTOMATION_ACTOR,
+                conversation=conversation,
+                text=f"🤖 Automation could not give this conversation to team “{named}”:"
+                " the team no longer exists. Please update the rule.",
+            )
+        else:
+            await do_assign_team(
+                session, actor=AUTOMATION_ACTOR, conversation=conversation, team=team
             )
 
     async def _update_state(
