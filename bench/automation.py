@@ -516,12 +516,13 @@ def main() -> int:
     micro = bench_rule_eval(questions(2000))
     with tempfile.TemporaryDirectory(prefix="wadesk-bench-automation-") as tmp:
         database_url = database_url_for(args.database_url, Path(tmp))
+        runner: Any = asyncio.run
         try:
             import uvloop
 
             runner = uvloop.run
         except ImportError:  # pragma: no cover
-            runner = asyncio.run
+            pass
         e2e = runner(end_to_end(seconds, args.rate, args.concurrency, database_url, Path(tmp)))
     backend = database_url.split("+", 1)[0].split(":", 1)[0]
     result = {
