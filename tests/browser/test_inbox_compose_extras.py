@@ -53,7 +53,10 @@ def _unexpected(problems: list[str]) -> list[str]:
 async def test_edit_the_contact_in_the_panel(live, browser):
     cid, contact_id, _ = await _world(live)
     context, page = await agent_page(live, browser, "bruno@example.com", f"/inbox/c/{cid}")
-    ana_context, ana = await agent_page(live, browser, "ana@example.com", f"/inbox/c/{cid}")
+    ana_context, ana = await agent_page(
+        live, browser, "ana@example.com", f"/inbox/c/{cid}?folder=all"
+    )
+    await expect(ana.locator(f"#conv-{cid}")).to_contain_text("Maria")
     panel = page.locator("#contact-panel")
     await expect(panel.locator("[data-attributes]")).to_contain_text("gold")
     await panel.locator("[data-edit-contact]").click()
@@ -115,6 +118,8 @@ async def test_edit_the_contact_in_the_panel(live, browser):
     await expect(ana.locator("#contact-panel [data-attributes]")).to_contain_text(
         "platinum", timeout=10_000
     )
+    # ... and the conversation list's row takes the new name too.
+    await expect(ana.locator(f"#conv-{cid}")).to_contain_text("Maria Souza", timeout=10_000)
     assert _unexpected(page.problems) == []  # type: ignore[attr-defined]
     assert ana.problems == []  # type: ignore[attr-defined]
     await context.close()
