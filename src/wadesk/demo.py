@@ -14,7 +14,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.accounts.actions import (
     do_add_inbox_member,
@@ -138,46 +137,10 @@ async def _create_demo(settings: Settings) -> DemoCredentials:
                 # person types fast should not wait six seconds between replies.
                 inbox.pair_rate_per_s, inbox.pair_burst = 20.0, 200
             await do_add_inbox_member(session, actor=actor, inbox_id=inbox.id, user=user)
-            from wadesk.automation.demo import setup_order_status_demo  # "where is my order"
+            from wadesk.automation.demo import setup_faq_demo, setup_order_status_demo
 
             await setup_order_status_demo(session, settings, inbox.id)
-            await _demo_faq(session, actor, inbox.id)
+            await setup_faq_demo(session, inbox.id)
             return DemoCredentials(DEMO_EMAIL, password, token, inbox.id)
     finally:
         await db.dispose()
-
-
-DEMO_FAQ = (
-    (
-        "What are your opening hours?",
-        ["When are you open?", "what time do you open", "Qual é o horário de funcionamento?"],
-        "We answer Monday to Friday, 9:00 to 18:00. Write any time: we read everything.",
-    ),
-    (
-        "How much is shipping?",
-        ["shipping cost", "do you charge for delivery", "Quanto custa o frete?"],
-        "Shipping is free above R$ 200; below that it is R$ 19.90 anywhere in Brazil.",
-    ),
-    (
-        "Can I return a product?",
-        ["how do I return an item", "return policy", "Como faço uma devolução?"],
-        "Yes: within 30 days, unused, in its box. Send us the order number and we will"
-        " send you a return label.",
-    ),
-)
-
-
-async def _demo_faq(session: AsyncSession, actor: Actor, inbox_id: int) -> None:
-    """A few questions the FAQ bot answers in the demo (the simulator's phone page)."""
-    from wadesk.automation.actions import do_create_faq, do_set_inbox_automation
-
-    for question, alternatives, answer in DEMO_FAQ:
-        await do_create_faq(
-            session,
-            actor=actor,
-            inbox_id=inbox_id,
-            data={"question": question, "alternatives": alternatives, "answer": answer},
-        )
-    await do_set_inbox_automation(
-        session, actor=actor, inbox_id=inbox_id, data={"faq_enabled": True}
-    )

@@ -16,7 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.audit.actions import Actor
-from wadesk.automation.actions import do_create_integration, do_create_rule
+from wadesk.automation.actions import (
+    do_create_faq,
+    do_create_integration,
+    do_create_rule,
+    do_set_inbox_automation,
+)
 from wadesk.automation.models import AutomationRule, Integration
 from wadesk.config import Settings
 from wadesk.crypto import keyed_hash
@@ -163,3 +168,38 @@ async def setup_order_status_demo(session: AsyncSession, settings: Settings, inb
                 "actions": order_rule_actions(),
             },
         )
+
+
+DEMO_FAQ = (
+    (
+        "What are your opening hours?",
+        ["When are you open?", "what time do you open", "Qual é o horário de funcionamento?"],
+        "We answer Monday to Friday, 9:00 to 18:00. Write any time: we read everything.",
+    ),
+    (
+        "How much is shipping?",
+        ["shipping cost", "do you charge for delivery", "Quanto custa o frete?"],
+        "Shipping is free above R$ 200; below that it is R$ 19.90 anywhere in Brazil.",
+    ),
+    (
+        "Can I return a product?",
+        ["how do I return an item", "return policy", "Como faço uma devolução?"],
+        "Yes: within 30 days, unused, in its box. Send us the order number and we will"
+        " send you a return label.",
+    ),
+)
+
+
+async def setup_faq_demo(session: AsyncSession, inbox_id: int) -> None:
+    """A few questions the FAQ bot answers in the demo (the simulator's phone page)."""
+    actor = Actor.system("demo-setup")
+    for question, alternatives, answer in DEMO_FAQ:
+        await do_create_faq(
+            session,
+            actor=actor,
+            inbox_id=inbox_id,
+            data={"question": question, "alternatives": alternatives, "answer": answer},
+        )
+    await do_set_inbox_automation(
+        session, actor=actor, inbox_id=inbox_id, data={"faq_enabled": True}
+    )
