@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # Routing (the organisation's routing settings live in the database: routing_config)
     routing_presence_timeout_seconds: float = Field(default=120.0, gt=0)
     routing_sweep_seconds: float = Field(default=5.0, gt=0)
+    # Automation's "waiting" trigger: how often one process looks for customers left waiting.
+    automation_waiting_sweep_seconds: float = Field(default=30.0, ge=1)
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import structlog
 
+from wadesk.automation.waiting import WaitingSweeper
 from wadesk.automation.worker import AutomationWorker
 from wadesk.config import Settings
 from wadesk.db import Database
@@ -65,6 +66,8 @@ class Runtime:
             self.db, retention_hours=settings.event_retention_hours
         )
         self.routing = RoutingSweeper(self.db, settings)  # presence, first responses, queue
+        # Conversations waiting too long for a reply -> "waiting" automation jobs (one process).
+        self.waiting = WaitingSweeper(self.db, settings)
         self.db.on_after_commit(self._after_commit)
 
     def _after_commit(self, events: list[Event]) -> None:
@@ -106,6 +109,7 @@ class Runtime:
         self.spawn("event-feed", self.events.run_forever())
         self.spawn("event-retention", self.event_retention.run_forever())
         self.spawn("routing", self.routing.run_forever())
+        self.spawn("automation-waiting", self.waiting.run_forever())
         log.info("runtime.started", workers=self.run_workers)
 
     async def stop(self) -> None:

@@ -4,7 +4,7 @@ message templates, and the jobs queued by conversation hooks."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, exists, func, or_, select, update
@@ -27,9 +27,10 @@ from wadesk.automation.rules import (
     validate_actions,
     validate_conditions,
     validate_trigger,
+    validate_trigger_conditions,
 )
 from wadesk.conversations.hooks import InboundBatch
-from wadesk.conversations.models import Conversation
+from wadesk.conversations.models import Conversation, Message
 from wadesk.db import insert_for, queue_event, utcnow
 from wadesk.teams.models import Team
 
@@ -37,6 +38,8 @@ AUTOMATION_ACTOR = Actor.system("automation")
 RULES_CHANGED = "automation.rules_changed"
 FAQ_CHANGED = "automation.faq_changed"
 QUEUED = "automation.queued"
+# A waiting rule fires only within this long after it became due (see queue_waiting_jobs).
+WAITING_GRACE = timedelta(days=1)
 SHORTCUT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 RULE_FIELDS = ("name", "trigger", "conditions", "actions", "after_handoff", "enabled")
 
@@ -126,6 +129,122 @@ async def queue_change_jobs(
     queue_event(session, QUEUED, {"inbox_id": conversation.inbox_id})
 
 
+async def queue_waiting_jobs(session: AsyncSession, now: datetime | None = None) -> int:
+    """Queue a "waiting" job for every open conversation whose customer has waited for a
+    reply at least an enabled waiting rule's ``minutes``: once per rule and waiting episode.
+
+    An episode is the customer's last message: the job carries its ``message_id`` (so a new
+    customer message starts a new episode) and the rule in ``outcome.waiting_rule_id``; a job
+    for the same message and rule, in any state, means it was already queued. Waiting means
+    the conversation is open and no reply (a person's or a bot's; notes and failed sends do
+    not count) was written since the customer's last message. Waits that began more than
+    ``WAITING_GRACE`` before the rule became due are left alone, so that a new rule does not
+    fire on every old open conversation and the sweep only scans recent ones. Run once per
+    deployment (``automation/waiting.py``); no network I/O."""
+    now = now or utcnow()
+    rules = (
+        await session.scalars(
+            select(AutomationRule)
+            .where(AutomationRule.trigger == "waiting", AutomationRule.enabled.is_(True))
+            .order_by(AutomationRule.inbox_id, AutomationRule.position, AutomationRule.id)
+        )
+    ).all()
+    by_inbox: dict[int, list[tuple[int, int]]] = {}
+    for rule in rules:
+        minutes = (rule.conditions or {}).get("minutes")
+        if isinstance(minutes, int) and minutes > 0:
+            by_inbox.setdefault(rule.inbox_id, []).append((rule.id, minutes))
+    queued = 0
+    for inbox_id, inbox_rules in by_inbox.items():
+        shortest = min(m for _, m in inbox_rules)
+        longest = max(m for _, m in inbox_rules)
+        replied = exists().where(
+            Message.conversation_id == Conversation.id,
+            Message.direction == "out",
+            Message.status.not_in(("note", "failed")),
+            Message.created_at >= Conversation.last_customer_message_at,
+        )
+        waiting = (
+            (
+                await session.execute(
+                    select(Conversation.id, Conversation.last_customer_message_at).where(
+                        Conversation.inbox_id == inbox_id,
+                        Conversation.status == "open",
+                        Conversation.last_customer_message_at.is_not(None),
+                        Conversation.last_customer_message_at <= now - timedelta(minutes=shortest),
+                        Conversation.last_customer_message_at
+                        > now - timedelta(minutes=longest) - WAITING_GRACE,
+                        ~replied,
+                    )
+                )
+            )
+            .tuples()
+            .all()
+        )
+        if not waiting:
+            continue
+        since = dict(waiting)
+        conversation_ids = list(since)
+        # The episode: each conversation's last customer message.
+        episodes = dict(
+            (
+                await session.execute(
+                    select(Message.conversation_id, func.max(Message.id))
+                    .where(Message.conversation_id.in_(conversation_ids), Message.direction == "in")
+                    .group_by(Message.conversation_id)
+                )
+            )
+            .tuples()
+            .all()
+        )
+        done: set[tuple[int, int | None, Any]] = {
+            (conversation_id, message_id, (outcome or {}).get("waiting_rule_id"))
+            for conversation_id, message_id, outcome in (
+                await session.execute(
+                    select(
+                        AutomationJob.conversation_id,
+                        AutomationJob.message_id,
+                        AutomationJob.outcome,
+                    ).where(
+                        AutomationJob.conversation_id.in_(conversation_ids),
+                        AutomationJob.trigger == "waiting",
+                        AutomationJob.message_id.in_(list(episodes.values())),
+                    )
+                )
+            )
+            .tuples()
+            .all()
+        }
+        for conversation_id, waited_since in since.items():
+            message_id = episodes.get(conversation_id)
+            if message_id is None or waited_since is None:
+                continue
+            for rule_id, minutes in inbox_rules:
+                due = waited_since + timedelta(minutes=minutes)
+                if due > now or due < now - WAITING_GRACE:
+                    continue
+                if (conversation_id, message_id, rule_id) in done:
+                    continue
+                session.add(
+                    AutomationJob(
+                        inbox_id=inbox_id,
+                        conversation_id=conversation_id,
+                        message_id=message_id,
+                        trigger="waiting",
+                        opened=False,
+                        state="pending",
+                        attempts=0,
+                        next_attempt_at=now,
+                        outcome={"waiting_rule_id": rule_id, "minutes": minutes},
+                        created_at=now,
+                    )
+                )
+                queued += 1
+    if queued:
+        queue_event(session, QUEUED, {"inbox_id": None})
+    return queued
+
+
 # ------------------------------------------------------------------ rules
 
 
@@ -179,6 +298,7 @@ async def do_create_rule(
     )
     if "name" not in values or "actions" not in values:
         raise RuleInvalid("invalid_rule", "A rule needs a name and actions.")
+    validate_trigger_conditions(values["trigger"], values["conditions"])
     last = await session.scalar(
         select(func.max(AutomationRule.position)).where(AutomationRule.inbox_id == inbox_id)
     )
@@ -209,6 +329,9 @@ async def do_update_rule(
     session: AsyncSession, *, actor: Actor, rule: AutomationRule, data: dict[str, Any]
 ) -> AutomationRule:
     values = _rule_values(data, await integration_names(session), await team_keys(session))
+    validate_trigger_conditions(
+        values.get("trigger", rule.trigger), values.get("conditions", rule.conditions or {})
+    )
     changes = {
         key: {"before": getattr(rule, key), "after": value}
         for key, value in values.items()

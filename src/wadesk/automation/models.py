@@ -24,7 +24,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from wadesk.crypto import EncryptedText
 from wadesk.db import Base, BigId, UTCDateTime, utcnow
 
-TRIGGERS = ("message", "opened", "resolved")
+# "waiting": the customer's last message had no reply for the rule's ``minutes`` (waiting.py).
+TRIGGERS = ("message", "opened", "resolved", "waiting")
 JOB_STATES = ("pending", "done", "failed")
 
 

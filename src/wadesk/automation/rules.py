@@ -7,7 +7,8 @@ Conditions (all given ones must hold)::
      "contact": {"tier": "gold"},          # contact attributes (or "name"), case-insensitive
      "channel": "whatsapp",
      "hours": "open" | "closed",           # the inbox's business hours
-     "language": ["pt", "es"]}             # the detected language of the message (ISO 639-1)
+     "language": ["pt", "es"],             # the detected language of the message (ISO 639-1)
+     "minutes": 10}                        # trigger "waiting" only (and required there)
 
 Actions (run in order)::
 
@@ -44,7 +45,18 @@ ACTION_TYPES = (
     "assign_team",
     "buttons",
 )
-CONDITION_KEYS = ("keywords", "match", "regex", "contact", "channel", "hours", "language")
+CONDITION_KEYS = (
+    "keywords",
+    "match",
+    "regex",
+    "contact",
+    "channel",
+    "hours",
+    "language",
+    "minutes",
+)
+# A "waiting" rule fires after 1 minute to 7 days without a reply.
+MAX_WAITING_MINUTES = 10_080
 MAX_ACTIONS = 20
 MAX_KEYWORDS = 200
 MAX_TEXT = 4096
@@ -145,7 +157,38 @@ def validate_conditions(conditions: Any) -> dict[str, Any]:
         clean["hours"] = conditions["hours"]
     if "language" in conditions:
         clean["language"] = _languages(conditions["language"])
+    if conditions.get("minutes") is not None:
+        minutes = conditions["minutes"]
+        if (
+            isinstance(minutes, bool)
+            or not isinstance(minutes, int)
+            or not 1 <= minutes <= MAX_WAITING_MINUTES
+        ):
+            raise RuleInvalid(
+                "invalid_conditions",
+                f"minutes is a whole number of minutes from 1 to {MAX_WAITING_MINUTES} (7 days).",
+                "minutes",
+            )
+        clean["minutes"] = minutes
     return clean
+
+
+def validate_trigger_conditions(trigger: str, conditions: dict[str, Any]) -> None:
+    """A "waiting" rule needs ``minutes`` (how long the customer waits); no other trigger
+    takes it. Checked on the rule as it will be saved (an update may change only one side)."""
+    if trigger == "waiting" and "minutes" not in conditions:
+        raise RuleInvalid(
+            "invalid_conditions",
+            "A 'waiting' rule needs conditions.minutes: how many minutes (1 to"
+            f" {MAX_WAITING_MINUTES}) the customer's last message waits without a reply.",
+            "minutes",
+        )
+    if trigger != "waiting" and "minutes" in conditions:
+        raise RuleInvalid(
+            "invalid_conditions",
+            f"conditions.minutes is only for the 'waiting' trigger, not {trigger!r}.",
+            "minutes",
+        )
 
 
 def _languages(value: Any) -> list[str]:

@@ -10,6 +10,8 @@ outside any transaction, then apply the effects and mark the job done in one tra
   automated reply (an echo) is ignored; at most ``MAX_REPLIES_PER_WINDOW`` automated replies
   per customer in ten minutes; a conversation a person took over (assigned, or a person
   replied) is left alone unless the rule says ``after_handoff``.
+- A "waiting" job (queued by ``automation/waiting.py``'s sweep) runs only the rule it was
+  queued for, and only if the customer still waits for a reply (``_still_waiting``).
 - The FAQ bot (``automation/faq.py``) only looks at a customer message no rule answered and
   that answers no pending question, with the same protections (see ``_prepare_faq``).
 """
@@ -27,7 +29,7 @@ from typing import Any, cast
 
 import httpx
 import structlog
-from sqlalchemy import CursorResult, and_, func, select, text, update
+from sqlalchemy import CursorResult, and_, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.accounts.models import InboxMember
@@ -46,6 +48,7 @@ from wadesk.automation.engine import (
     Facts,
     IntegrationSpec,
     RuleSet,
+    TriggerRules,
     compile_rules,
     evaluate,
     run_rule,
@@ -108,6 +111,8 @@ class Prepared:
     faq_reply: str | None = None
     faq_note: str | None = None
     faq_count_id: int | None = None
+    # A "waiting" job: the rule it was queued for (automation.actions.queue_waiting_jobs).
+    waiting_rule_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -377,6 +382,9 @@ class AutomationWorker(BackgroundLoop):
                 contact_id=conversation.contact_id,
                 trigger=job.trigger,
             )
+            if job.trigger == "waiting":
+                rule_id = (job.outcome or {}).get("waiting_rule_id")
+                item.waiting_rule_id = rule_id if isinstance(rule_id, int) else None
             prepared.append(item)
             if contact is None or inbox is None:
                 item.skipped = "gone"
@@ -403,9 +411,15 @@ class AutomationWorker(BackgroundLoop):
             taken_over = conversation.assignee_id is not None or conversation.id in human
             state = states.get((inbox.id, contact.id))
             text_in = (message.text if message else None) or ""
-            if job.trigger == "message" and state is not None:
+            if job.trigger == "waiting" and not await self._still_waiting(
+                session, conversation, job.message_id
+            ):
+                item.skipped = "no longer waiting"
+                continue
+            if job.trigger in ("message", "waiting") and state is not None:
                 if (
-                    state.last_reply_text
+                    job.trigger == "message"
+                    and state.last_reply_text
                     and text_in
                     and normalise(text_in) == normalise(state.last_reply_text)
                 ):
@@ -446,7 +460,12 @@ class AutomationWorker(BackgroundLoop):
                         item.rule, item.start = pending_rule, (state.pending_step or 0) + 1
                         item.context["match"] = data
             # 2. The rules of the trigger(s), first match wins.
-            if item.rule is None:
+            if job.trigger == "waiting":
+                chosen = self._waiting_rule(rules, item.waiting_rule_id, facts, taken_over)
+                if chosen is not None:
+                    item.rule, item.context["match"] = chosen
+                    item.new_match = True
+            elif item.rule is None:
                 chosen = None
                 if job.opened:
                     chosen = evaluate(rules, "opened", facts, taken_over=taken_over)
@@ -575,6 +594,48 @@ class AutomationWorker(BackgroundLoop):
             log.exception("automation.language_failed")
             return None
 
+    @staticmethod
+    def _waiting_rule(
+        rules: RuleSet, rule_id: int | None, facts: Facts, taken_over: bool
+    ) -> tuple[CompiledRule, dict[str, str]] | None:
+        """The one waiting rule the job was queued for, if it is still an enabled waiting
+        rule and its other conditions (keywords on the customer's last message, hours...)
+        hold; the usual hand-off protection applies."""
+        rule = rules.by_id.get(rule_id) if rule_id is not None else None
+        if rule is None or rule.trigger != "waiting":
+            return None
+        group = TriggerRules()
+        group.add(rule)
+        return evaluate(
+            RuleSet({"waiting": group}, {rule.id: rule}), "waiting", facts, taken_over=taken_over
+        )
+
+    async def _still_waiting(
+        self, session: AsyncSession, conversation: Conversation, message_id: int | None
+    ) -> bool:
+        """The job's customer message is still the last one, the conversation is open and
+        nobody (person or bot) replied since: a reply between queueing and running wins."""
+        if conversation.status != "open" or message_id is None:
+            return False
+        last_in = await session.scalar(
+            select(func.max(Message.id)).where(
+                Message.conversation_id == conversation.id, Message.direction == "in"
+            )
+        )
+        if last_in != message_id:
+            return False
+        replied = await session.scalar(
+            select(
+                exists().where(
+                    Message.conversation_id == conversation.id,
+                    Message.direction == "out",
+                    Message.status.not_in(("note", "failed")),
+                    Message.id > message_id,
+                )
+            )
+        )
+        return not replied
+
     async def _silent_long_enough(
         self,
         session: AsyncSession,
@@ -648,6 +709,9 @@ class AutomationWorker(BackgroundLoop):
         }
         if item.skipped:
             outcome["skipped"] = item.skipped
+        if item.waiting_rule_id is not None:
+            # Kept: queue_waiting_jobs reads it to queue a rule once per waiting episode.
+            outcome["waiting_rule_id"] = item.waiting_rule_id
         if effects.trace:
             outcome["trace"] = effects.trace
         if effects.integration_ms is not None:
