@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import EmailStr, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -149,14 +149,23 @@ env.globals["EMOJI"] = EMOJI
 # ---------------------------------------------------------------- request parsing
 
 
+FolderQ = Annotated[str | None, Query(max_length=20)]
+StatusQ = Annotated[str | None, Query(max_length=20)]
+InboxQ = Annotated[str | None, Query(max_length=20)]
+LabelQ = Annotated[str | None, Query(max_length=60)]
+PriorityQ = Annotated[str | None, Query(max_length=20)]
+SearchQ = Annotated[str | None, Query(max_length=200)]
+
+
 def _filters(
-    folder: str | None,
-    status: str | None,
-    inbox: str | None,
-    label: str | None,
-    priority: str | None,
-    q: str | None,
+    folder: FolderQ = None,
+    status: StatusQ = None,
+    inbox: InboxQ = None,
+    label: LabelQ = None,
+    priority: PriorityQ = None,
+    q: SearchQ = None,
 ) -> ListFilters:
+    """The list's filters from the query string (a dependency of every list/page route)."""
     inbox_id = int(inbox) if inbox and inbox.isdigit() and len(inbox) < 19 else None
     return ListFilters(
         folder=folder if folder in FOLDERS else "mine",
@@ -168,12 +177,7 @@ def _filters(
     )
 
 
-FolderQ = Annotated[str | None, Query(max_length=20)]
-StatusQ = Annotated[str | None, Query(max_length=20)]
-InboxQ = Annotated[str | None, Query(max_length=20)]
-LabelQ = Annotated[str | None, Query(max_length=60)]
-PriorityQ = Annotated[str | None, Query(max_length=20)]
-SearchQ = Annotated[str | None, Query(max_length=200)]
+Filters = Annotated[ListFilters, Depends(_filters)]
 
 
 async def _conversation_or_404(
@@ -222,14 +226,8 @@ async def inbox_page(
     session: SessionDep,
     runtime: RuntimeDep,
     auth: Reading,
-    folder: FolderQ = None,
-    status: StatusQ = None,
-    inbox: InboxQ = None,
-    label: LabelQ = None,
-    priority: PriorityQ = None,
-    q: SearchQ = None,
+    filters: Filters,
 ) -> Response:
-    filters = _filters(folder, status, inbox, label, priority, q)
     return await _page(request, session, runtime, auth, filters, None)
 
 
@@ -240,15 +238,9 @@ async def conversation_page(
     runtime: RuntimeDep,
     auth: Reading,
     conversation_id: int,
-    folder: FolderQ = None,
-    status: StatusQ = None,
-    inbox: InboxQ = None,
-    label: LabelQ = None,
-    priority: PriorityQ = None,
-    q: SearchQ = None,
+    filters: Filters,
 ) -> Response:
     conversation = await _conversation_or_404(session, auth, conversation_id)
-    filters = _filters(folder, status, inbox, label, priority, q)
     return await _page(request, session, runtime, auth, filters, conversation)
 
 
@@ -290,15 +282,9 @@ async def _current_event_id(session: AsyncSession) -> int:
 async def list_fragment(
     session: SessionDep,
     auth: Reading,
-    folder: FolderQ = None,
-    status: StatusQ = None,
-    inbox: InboxQ = None,
-    label: LabelQ = None,
-    priority: PriorityQ = None,
-    q: SearchQ = None,
+    filters: Filters,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
-    filters = _filters(folder, status, inbox, label, priority, q)
     context = await _list_context(session, auth, filters, cursor)
     context["cursor_page"] = cursor is not None
     if cursor is None:
@@ -311,16 +297,10 @@ async def row_fragment(
     session: SessionDep,
     auth: Reading,
     conversation_id: int,
-    folder: FolderQ = None,
-    status: StatusQ = None,
-    inbox: InboxQ = None,
-    label: LabelQ = None,
-    priority: PriorityQ = None,
-    q: SearchQ = None,
+    filters: Filters,
 ) -> Response:
     """One list row if the conversation is in the current list (else an empty 200: remove it)."""
     await _conversation_or_404(session, auth, conversation_id)
-    filters = _filters(folder, status, inbox, label, priority, q)
     row: Row | None = await row_if_matching(session, auth.principal, filters, conversation_id)
     counts = await folder_counts(session, auth.principal, filters)
     return _fragment(
