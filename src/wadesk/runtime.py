@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import structlog
 
+from wadesk.audit.chainer import AuditChainer
 from wadesk.automation.waiting import WaitingSweeper
 from wadesk.automation.worker import AutomationWorker
 from wadesk.config import Settings
@@ -68,6 +69,8 @@ class Runtime:
         self.routing = RoutingSweeper(self.db, settings)  # presence, first responses, queue
         # Conversations waiting too long for a reply -> "waiting" automation jobs (one process).
         self.waiting = WaitingSweeper(self.db, settings)
+        # Links committed audit rows into the hash chain (PostgreSQL; one process at a time).
+        self.audit_chainer = AuditChainer(self.db, settings.resolved_secret_key())
         self.db.on_after_commit(self._after_commit)
 
     def _after_commit(self, events: list[Event]) -> None:
@@ -110,6 +113,8 @@ class Runtime:
         self.spawn("event-retention", self.event_retention.run_forever())
         self.spawn("routing", self.routing.run_forever())
         self.spawn("automation-waiting", self.waiting.run_forever())
+        if not self.db.is_sqlite:
+            self.spawn("audit-chainer", self.audit_chainer.run_forever())
         log.info("runtime.started", workers=self.run_workers)
 
     async def stop(self) -> None:

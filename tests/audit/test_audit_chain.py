@@ -1,5 +1,5 @@
 """The audit trail is a hash chain: edits and deletions are detected, named, and refused on
-PostgreSQL; concurrent writers never fork it."""
+PostgreSQL; concurrent writers never fork it, and (PostgreSQL) never wait for one another."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from tests.helpers import SYSTEM, auth, create_user
 from wadesk.audit.actions import Actor, record
 from wadesk.audit.chain import GENESIS
+from wadesk.audit.chainer import chain_pending
 from wadesk.audit.models import AuditEvent
 from wadesk.audit.queries import verify_chain
 
@@ -46,6 +47,7 @@ async def write_events(live, n: int) -> list[int]:
                 {"n": i, "note": "é ✓", "nested": {"b": 1, "a": [1, 2]}},
             )
             ids.append(event.id)
+    await chain_pending(live.runtime.db, live.runtime.settings.resolved_secret_key())
     return ids
 
 
@@ -135,6 +137,7 @@ async def test_concurrent_writers_keep_one_chain(live):
             await record(session, Actor.system(f"w{n}"), "test.concurrent", None, None, {"n": n})
 
     await asyncio.gather(*(writer(n) for n in range(16)))
+    await chain_pending(live.runtime.db, live.runtime.settings.resolved_secret_key())
     async with live.runtime.db.session() as session:
         rows = (await session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all()
         result = await verify_chain(session, live.runtime.settings.resolved_secret_key())
@@ -158,3 +161,107 @@ async def test_the_verify_api_and_page_report_the_break(live, backend):
     page = await post_form(boss, "/admin/audit", "/admin/audit/verify", {})
     assert page.status_code == 200 and f'id="broken-row">{first}<' in page.text
     await boss.aclose()
+
+
+def pg_only(backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite links rows as they are written (one writer at a time)")
+
+
+async def test_audited_transactions_do_not_wait_for_one_another(live, backend):
+    """The reason rows are linked after commit: one long audited transaction (here held open
+    on purpose) must not hold up every other audited change of the deployment."""
+    pg_only(backend)
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow() -> None:
+        async with live.runtime.db.session() as session:
+            await record(session, Actor.system("slow"), "test.slow", None, None)
+            held.set()
+            await release.wait()
+
+    task = asyncio.create_task(slow())
+    await held.wait()
+    async with asyncio.timeout(5):
+        async with live.runtime.db.session() as session:
+            fast = await record(session, Actor.system("fast"), "test.fast", None, None)
+    key = live.runtime.settings.resolved_secret_key()
+    await chain_pending(live.runtime.db, key)  # links what is committed: the fast one
+    release.set()
+    await task
+    await chain_pending(live.runtime.db, key)
+    async with live.runtime.db.session() as session:
+        rows = (await session.scalars(select(AuditEvent).order_by(AuditEvent.chain_seq))).all()
+        result = await verify_chain(session, key)
+    # The chain follows commit order: the later id committed first and is linked first.
+    assert [r.action for r in rows] == ["test.fast", "test.slow"]
+    assert rows[0].id == fast.id and rows[1].id < fast.id
+    assert result.ok and result.checked == 2 and result.unchained == 0
+
+
+async def test_the_chainer_links_committed_rows_by_itself(live, backend):
+    pg_only(backend)
+    async with live.runtime.db.session() as session:
+        event = await record(session, SYSTEM, "test.event", "thing", 1)
+        assert event.hash is None and event.chain_seq is None  # unchained until commit
+    for _ in range(100):  # the runtime's chainer runs every 0.2 s
+        async with live.runtime.db.session() as session:
+            row = await session.get(AuditEvent, event.id)
+            if row is not None and row.hash is not None:
+                break
+        await asyncio.sleep(0.05)
+    assert row is not None and row.chain_seq == 1 and row.prev_hash == GENESIS
+    async with live.runtime.db.session() as session:
+        assert (await verify_chain(session, live.runtime.settings.resolved_secret_key())).ok
+
+
+async def test_the_trigger_lets_only_the_linking_through(live, backend):
+    """The one UPDATE allowed: an unchained row getting its place, link and hash, nothing else
+    changed. Re-linking, unlinking, or linking while changing the content is refused."""
+    pg_only(backend)
+    live.runtime.audit_chainer.stop()  # so the rows stay unchained for this test
+    await asyncio.sleep(0.3)
+    async with live.runtime.db.session() as session:
+        first = (await record(session, SYSTEM, "test.event", "thing", 1)).id
+        second = (await record(session, SYSTEM, "test.event", "thing", 2)).id
+    link = "chain_seq = 1, prev_hash = repeat('0', 64), hash = repeat('a', 64)"
+    for sql in (
+        f"UPDATE audit_events SET {link}, action = 'test.other' WHERE id = {first}",
+        f"UPDATE audit_events SET {link}, details = '{{\"x\": 1}}' WHERE id = {first}",
+        f"UPDATE audit_events SET hash = repeat('a', 64) WHERE id = {first}",  # half a link
+    ):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with live.runtime.db.engine.begin() as conn:
+                await conn.execute(text(sql))
+    key = live.runtime.settings.resolved_secret_key()
+    assert await chain_pending(live.runtime.db, key) == 2
+    for sql in (
+        f"UPDATE audit_events SET hash = repeat('b', 64) WHERE id = {second}",
+        f"UPDATE audit_events SET chain_seq = NULL, prev_hash = NULL, hash = NULL"
+        f" WHERE id = {second}",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with live.runtime.db.engine.begin() as conn:
+                await conn.execute(text(sql))
+    async with live.runtime.db.session() as session:
+        result = await verify_chain(session, key)
+    assert result.ok and result.checked == 2
+
+
+async def test_a_row_moved_to_the_end_of_the_chain_is_caught(live, backend):
+    """Someone with the owner's rights unlinks a row and edits it, hoping the chainer re-links
+    it at the end: the gap it leaves in the sequence names the row after it."""
+    pg_only(backend)
+    ids = await write_events(live, 4)
+    await tamper(
+        live,
+        backend,
+        "UPDATE audit_events SET action = 'test.innocent', chain_seq = NULL, prev_hash = NULL,"
+        f" hash = NULL WHERE id = {ids[1]}",
+    )
+    key = live.runtime.settings.resolved_secret_key()
+    await chain_pending(live.runtime.db, key)
+    async with live.runtime.db.session() as session:
+        result = await verify_chain(session, key)
+    assert result.broken is not None and result.broken.row_id == ids[2]

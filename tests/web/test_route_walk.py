@@ -98,6 +98,7 @@ LISTS = {
     "/api/v1/quick-replies",
     "/api/v1/message-templates",
     "/api/v1/automation/faq",
+    "/api/v1/automation/flows",
 }
 # Event streams: an outsider gets 200 and a stream with nothing in it (read for a moment).
 STREAMS = {"/api/v1/events"}
@@ -156,6 +157,12 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/automation/faq"): {"question": "walk", "answer": "walk"},
     ("POST", "/api/v1/automation/faq/test"): {"inbox_id": 1, "text": "secret order 42"},
     ("PATCH", "/api/v1/automation/faq/{faq_id}"): {"answer": "walk"},
+    ("POST", "/api/v1/automation/flows"): {
+        "inbox_id": 1,
+        "name": "walk",
+        "definition": {"start": "a", "steps": {"a": {"text": "x", "on": {"*": {"answer": "y"}}}}},
+    },
+    ("PATCH", "/api/v1/automation/flows/{flow_id}"): {"name": "walk"},
     ("PATCH", "/api/v1/quick-replies/{quick_reply_id}"): {"text": "x"},
     ("POST", "/api/v1/quick-replies/{quick_reply_id}/render"): {"conversation_id": 1},
     ("POST", "/api/v1/message-templates"): {
@@ -225,6 +232,7 @@ async def world(live) -> dict[str, Any]:
         "integration_id": 999_999,
         "quick_reply_id": 999_999,
         "faq_id": 999_999,
+        "flow_id": 999_999,
         "template_id": 999_999,
         "team_id": 999_999,
     }

@@ -1,9 +1,10 @@
 """Writing the audit trail: in the same transaction as the change it describes.
 
-Rows form one hash chain (see :mod:`wadesk.audit.chain`). The chain's tail is read and extended
-under a lock held until the transaction ends, so concurrent writers never fork it: on
-PostgreSQL a transaction-scoped advisory lock, on SQLite the database's single writer
-(every transaction starts with ``BEGIN IMMEDIATE``).
+Rows form one hash chain (see :mod:`wadesk.audit.chain`). On PostgreSQL a row is written
+unchained and takes no lock, so audited transactions do not queue behind one another; the
+chainer (:mod:`wadesk.audit.chainer`) links committed rows a moment later, in the order they
+became visible (docs/decisions/0014). On SQLite, whose writers queue anyway (every transaction
+starts with ``BEGIN IMMEDIATE``), rows are linked as they are written.
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wadesk.audit.chain import GENESIS, normalise_details, row_hash
+from wadesk.audit.chain import GENESIS, link, normalise_details
 from wadesk.audit.models import AuditEvent
 from wadesk.config import get_settings
 from wadesk.db import utcnow
 
-# pg_advisory_xact_lock key of the audit chain ("wadesk-audit" as a 64-bit number).
-AUDIT_LOCK_KEY = int.from_bytes(b"wdaudit!", "big") & 0x7FFF_FFFF_FFFF_FFFF
 STAFF_ACTORS = ("user", "token")
 
 
@@ -41,10 +40,7 @@ class Actor:
         return replace(self, ip=ip, user_agent=(user_agent or None) and user_agent[:300])
 
 
-async def lock_chain(session: AsyncSession) -> None:
-    """Serialise writers of the chain until this transaction ends."""
-    if session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+AuditItem = tuple[str, str | None, int | str | None, dict[str, Any] | None]
 
 
 async def record(
@@ -55,36 +51,49 @@ async def record(
     target_id: int | str | None,
     details: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    await lock_chain(session)
-    previous = await session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-    event = AuditEvent(
-        created_at=utcnow(),
-        actor_type=actor.type,
-        actor_id=actor.id,
-        action=action,
-        target_type=target_type,
-        target_id=None if target_id is None else str(target_id),
-        ip=actor.ip,
-        user_agent=actor.user_agent,
-        details=normalise_details(details),
-        prev_hash=previous or GENESIS,
-    )
-    event.hash = row_hash(
-        get_settings().resolved_secret_key(),
-        prev_hash=event.prev_hash,
-        created_at=event.created_at,
-        actor_type=event.actor_type,
-        actor_id=event.actor_id,
-        action=event.action,
-        target_type=event.target_type,
-        target_id=event.target_id,
-        ip=event.ip,
-        user_agent=event.user_agent,
-        details=event.details,
-    )
-    session.add(event)
+    return (await record_many(session, actor, [(action, target_type, target_id, details)]))[0]
+
+
+async def record_many(
+    session: AsyncSession, actor: Actor, items: list[AuditItem]
+) -> list[AuditEvent]:
+    """Audit rows for changes made in this transaction: (action, target type, target id,
+    details) each, in order, one flush."""
+    now = utcnow()
+    events = [
+        AuditEvent(
+            created_at=now,
+            actor_type=actor.type,
+            actor_id=actor.id,
+            action=action,
+            target_type=target_type,
+            target_id=None if target_id is None else str(target_id),
+            ip=actor.ip,
+            user_agent=actor.user_agent,
+            details=normalise_details(details),
+        )
+        for action, target_type, target_id, details in items
+    ]
+    if events and session.bind.dialect.name == "sqlite":
+        await _chain_inline(session, events)
+    session.add_all(events)
     await session.flush()
-    return event
+    return events
+
+
+async def _chain_inline(session: AsyncSession, events: list[AuditEvent]) -> None:
+    """SQLite has one writer at a time (``BEGIN IMMEDIATE``): the tail read here cannot move
+    before this transaction ends, so rows are linked as they are written."""
+    tail = (
+        await session.execute(
+            select(AuditEvent.chain_seq, AuditEvent.hash)
+            .where(AuditEvent.chain_seq.is_not(None))
+            .order_by(AuditEvent.chain_seq.desc())
+            .limit(1)
+        )
+    ).first()
+    seq, previous = (tail[0], tail[1]) if tail is not None else (0, GENESIS)
+    link(get_settings().resolved_secret_key(), events, seq, previous or GENESIS)
 
 
 async def record_view(

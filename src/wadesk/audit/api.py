@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from wadesk.accounts.access import Principal
 from wadesk.audit.actions import record
+from wadesk.audit.chainer import chain_pending
 from wadesk.audit.queries import AuditFilter, actor_names, export_csv, list_events, verify_chain
 from wadesk.audit.schemas import AuditEventOut, ChainReport
 from wadesk.db import utcnow
@@ -168,11 +169,14 @@ def csv_response(runtime: RuntimeDep, f: AuditFilter) -> StreamingResponse:
 @router.get("/verify", response_model=ChainReport)
 async def verify(session: SessionDep, runtime: RuntimeDep, _principal: Auditor) -> ChainReport:
     """Check the whole hash chain (it reads every row: minutes on a very large log)."""
-    result = await verify_chain(session, runtime.settings.resolved_secret_key())
+    key = runtime.settings.resolved_secret_key()
+    await chain_pending(runtime.db, key)
+    result = await verify_chain(session, key)
     return ChainReport(
         ok=result.ok,
         checked=result.checked,
         head=result.head,
         broken_row_id=result.broken.row_id if result.broken else None,
         reason=result.broken.reason if result.broken else None,
+        unchained=result.unchained,
     )

@@ -83,6 +83,30 @@ def row_hash(
     return hmac.new(_chain_key(secret_key), content, hashlib.sha256).hexdigest()
 
 
+def link(secret_key: str, rows: list[Any], seq: int, previous: str) -> tuple[int, str]:
+    """Give rows (AuditEvents, in chain order) their place after (``seq``, ``previous``):
+    ``chain_seq``, ``prev_hash`` and ``hash``. Returns the new tail."""
+    for row in rows:
+        seq += 1
+        row.chain_seq = seq
+        row.prev_hash = previous
+        row.hash = row_hash(
+            secret_key,
+            prev_hash=previous,
+            created_at=row.created_at,
+            actor_type=row.actor_type,
+            actor_id=row.actor_id,
+            action=row.action,
+            target_type=row.target_type,
+            target_id=row.target_id,
+            ip=row.ip,
+            user_agent=row.user_agent,
+            details=row.details or {},
+        )
+        previous = row.hash
+    return seq, previous
+
+
 @dataclass(frozen=True, slots=True)
 class Break:
     """The first row where the chain does not hold."""
@@ -93,7 +117,7 @@ class Break:
 
 @dataclass(slots=True)
 class ChainChecker:
-    """Feed rows in id order; stops at the first break."""
+    """Feed rows in chain order; stops at the first break."""
 
     secret_key: str
     previous: str = GENESIS
@@ -104,7 +128,7 @@ class ChainChecker:
         """Check one row (an AuditEvent or a row with the same attributes). False once broken."""
         if self.broken is not None:
             return False
-        if row.prev_hash != self.previous:
+        if row.chain_seq != self.checked + 1 or row.prev_hash != self.previous:
             self.broken = Break(
                 row.id,
                 "its link to the previous row is wrong: a row before it was removed, inserted"

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.audit.chain import Break, ChainChecker
@@ -224,6 +224,7 @@ async def export_csv(
 
 _CHAIN_COLUMNS = (
     AuditEvent.id,
+    AuditEvent.chain_seq,
     AuditEvent.created_at,
     AuditEvent.actor_type,
     AuditEvent.actor_id,
@@ -243,6 +244,7 @@ class Verification:
     checked: int
     head: str
     broken: Break | None
+    unchained: int = 0  # rows not linked yet (PostgreSQL: written in the last moments)
 
     @property
     def ok(self) -> bool:
@@ -252,15 +254,16 @@ class Verification:
 async def verify_chain(
     session: AsyncSession, secret_key: str, *, batch: int = 2000
 ) -> Verification:
-    """Walk the whole chain in id order; stop at the first row that does not hold."""
+    """Walk the whole chain in chain order; stop at the first row that does not hold. Call
+    ``audit.chainer.chain_pending`` first to include the rows written a moment ago."""
     checker = ChainChecker(secret_key)
     after = 0
     while checker.broken is None:
         rows = (
             await session.execute(
                 select(*_CHAIN_COLUMNS)
-                .where(AuditEvent.id > after)
-                .order_by(AuditEvent.id)
+                .where(AuditEvent.chain_seq > after)
+                .order_by(AuditEvent.chain_seq)
                 .limit(batch)
             )
         ).all()
@@ -269,5 +272,8 @@ async def verify_chain(
         for row in rows:
             if not checker.feed(row):
                 break
-        after = rows[-1].id
-    return Verification(checker.checked, checker.previous, checker.broken)
+        after = rows[-1].chain_seq
+    unchained = await session.scalar(
+        select(func.count()).select_from(AuditEvent).where(AuditEvent.hash.is_(None))
+    )
+    return Verification(checker.checked, checker.previous, checker.broken, unchained or 0)

@@ -21,8 +21,12 @@ class AuditEventOut(BaseModel):
     ip: str | None
     user_agent: str | None
     details: dict[str, Any]
-    prev_hash: str
-    hash: str
+    chain_seq: int | None = Field(
+        description="Place in the hash chain; null for a row written in the last moments,"
+        " before the chainer linked it"
+    )
+    prev_hash: str | None
+    hash: str | None
 
 
 class ChainReport(BaseModel):
@@ -31,3 +35,6 @@ class ChainReport(BaseModel):
     head: str = Field(description="The hash of the last verified row: keep it outside wadesk")
     broken_row_id: int | None = None
     reason: str | None = None
+    unchained: int = Field(
+        default=0, description="Rows still waiting for the chainer (written in the last moments)"
+    )

@@ -4,6 +4,7 @@ message templates, and the jobs queued by conversation hooks."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -11,12 +12,16 @@ from sqlalchemy import CursorResult, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.audit.actions import Actor, record
+from wadesk.automation.flows import validate_definition
 from wadesk.automation.hours import HoursInvalid, parse_hours
 from wadesk.automation.models import (
     AutomationJob,
     AutomationRule,
     FaqDay,
     FaqEntry,
+    Flow,
+    FlowState,
+    FlowVersion,
     InboxAutomation,
     Integration,
     MessageTemplate,
@@ -60,6 +65,7 @@ async def inbox_is_automated(session: AsyncSession, inbox_id: int) -> bool:
     query = select(
         or_(
             exists().where(AutomationRule.inbox_id == inbox_id, AutomationRule.enabled.is_(True)),
+            exists().where(Flow.inbox_id == inbox_id, Flow.enabled.is_(True)),
             exists().where(
                 InboxAutomation.inbox_id == inbox_id,
                 or_(
@@ -253,7 +259,10 @@ def _changed_rules(session: AsyncSession, inbox_id: int) -> None:
 
 
 def _rule_values(
-    data: dict[str, Any], integration_names: set[str], teams: dict[str, int] | None = None
+    data: dict[str, Any],
+    integration_names: set[str],
+    teams: dict[str, int] | None = None,
+    flows: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     clean: dict[str, Any] = {}
     if "name" in data:
@@ -268,7 +277,7 @@ def _rule_values(
     if "conditions" in data:
         clean["conditions"] = validate_conditions(data["conditions"])
     if "actions" in data:
-        clean["actions"] = validate_actions(data["actions"], integration_names, teams)
+        clean["actions"] = validate_actions(data["actions"], integration_names, teams, flows)
     for flag in ("after_handoff", "enabled"):
         if flag in data and data[flag] is not None:
             clean[flag] = bool(data[flag])
@@ -288,17 +297,58 @@ async def team_keys(session: AsyncSession) -> dict[str, int]:
     return keys
 
 
-async def do_create_rule(
-    session: AsyncSession, *, actor: Actor, inbox_id: int, data: dict[str, Any]
-) -> AutomationRule:
-    values = _rule_values(
-        {"trigger": "message", "conditions": {}, **data},
+async def flow_keys(session: AsyncSession, inbox_id: int) -> dict[str, int]:
+    """Casefolded flow names and ids (as text) of an inbox -> flow id (start_flow actions)."""
+    keys: dict[str, int] = {}
+    rows = await session.execute(select(Flow.id, Flow.name).where(Flow.inbox_id == inbox_id))
+    for flow_id, name in rows.tuples().all():
+        keys[str(flow_id)] = flow_id
+        keys.setdefault(name.strip().casefold(), flow_id)
+    return keys
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleLookups:
+    """What a rule's actions may name: integrations, teams, the inbox's flows."""
+
+    integrations: set[str]
+    teams: dict[str, int]
+    flows: dict[str, int]
+
+
+async def _rule_lookups(session: AsyncSession, inbox_id: int) -> _RuleLookups:
+    return _RuleLookups(
         await integration_names(session),
         await team_keys(session),
+        await flow_keys(session, inbox_id),
+    )
+
+
+def _new_rule_values(data: dict[str, Any], lookups: _RuleLookups) -> dict[str, Any]:
+    """The checked fields of a rule to create (trigger ``message`` unless given)."""
+    values = _rule_values(
+        {"trigger": "message", "conditions": {}, **data},
+        lookups.integrations,
+        lookups.teams,
+        lookups.flows,
     )
     if "name" not in values or "actions" not in values:
         raise RuleInvalid("invalid_rule", "A rule needs a name and actions.")
     validate_trigger_conditions(values["trigger"], values["conditions"])
+    return values
+
+
+async def do_create_rule(
+    session: AsyncSession, *, actor: Actor, inbox_id: int, data: dict[str, Any]
+) -> AutomationRule:
+    values = _new_rule_values(data, await _rule_lookups(session, inbox_id))
+    return await _insert_rule(session, actor=actor, inbox_id=inbox_id, values=values)
+
+
+async def _insert_rule(
+    session: AsyncSession, *, actor: Actor, inbox_id: int, values: dict[str, Any]
+) -> AutomationRule:
+    """A checked rule, last in its inbox's order."""
     last = await session.scalar(
         select(func.max(AutomationRule.position)).where(AutomationRule.inbox_id == inbox_id)
     )
@@ -325,10 +375,86 @@ async def do_create_rule(
     return rule
 
 
+class ImportInvalid(ValueError):
+    """One item of an import failed its checks; nothing of the import was written.
+    ``index`` counts from 0 in the list given; ``name`` is the rule's name or the question."""
+
+    def __init__(self, index: int, name: str | None, error: RuleInvalid | AutomationInvalid):
+        super().__init__(str(error))
+        self.index = index
+        self.name = name
+        self.code = error.code
+        self.field = error.field
+
+
+def _item_name(item: Any, key: str) -> str | None:
+    value = item.get(key) if isinstance(item, dict) else None
+    if value is None:
+        return None
+    return str(value).strip() or None
+
+
+async def do_import_rules(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    inbox_id: int,
+    items: list[Any],
+    replace: bool = False,
+) -> list[AutomationRule]:
+    """Add rules to an inbox in the order given, after its rules or, with ``replace``, in
+    their place. Every rule is checked (as the API checks one) before anything is written,
+    so one bad rule leaves the inbox as it was (raises ``ImportInvalid``)."""
+    lookups = await _rule_lookups(session, inbox_id)
+    checked: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            if not isinstance(item, dict):
+                raise RuleInvalid("invalid_rule", "A rule is a JSON object.")
+            unknown = sorted(set(item) - set(RULE_FIELDS))
+            if unknown:
+                raise RuleInvalid(
+                    "invalid_rule",
+                    f"Unknown field {unknown[0]!r} (a rule has {', '.join(RULE_FIELDS)}).",
+                    unknown[0],
+                )
+            checked.append(_new_rule_values(item, lookups))
+        except RuleInvalid as exc:
+            raise ImportInvalid(index, _item_name(item, "name"), exc) from exc
+    replaced = 0
+    if replace:
+        old = (
+            await session.scalars(select(AutomationRule).where(AutomationRule.inbox_id == inbox_id))
+        ).all()
+        for rule in old:
+            await do_delete_rule(session, actor=actor, rule=rule)
+        replaced = len(old)
+        await session.flush()
+    rules = [
+        await _insert_rule(session, actor=actor, inbox_id=inbox_id, values=values)
+        for values in checked
+    ]
+    await record(
+        session,
+        actor,
+        "automation_rule.import",
+        "inbox",
+        inbox_id,
+        {"added": len(rules), "replaced": replaced},
+    )
+    _changed_rules(session, inbox_id)
+    return rules
+
+
 async def do_update_rule(
     session: AsyncSession, *, actor: Actor, rule: AutomationRule, data: dict[str, Any]
 ) -> AutomationRule:
-    values = _rule_values(data, await integration_names(session), await team_keys(session))
+    values = _rule_values(
+        data,
+        await integration_names(session),
+        await team_keys(session),
+        await flow_keys(session, rule.inbox_id),
+    )
     validate_trigger_conditions(
         values.get("trigger", rule.trigger), values.get("conditions", rule.conditions or {})
     )
@@ -398,6 +524,145 @@ async def do_move_rule(
     )
     _changed_rules(session, rule.inbox_id)
     return [r.id for r in rules]
+
+
+# ------------------------------------------------------------------ guided flows
+
+
+def _flow_name(value: Any) -> str:
+    name = str(value or "").strip()
+    if not name or len(name) > 120:
+        raise RuleInvalid("invalid_name", "A flow needs a name (at most 120 characters).", "name")
+    return name
+
+
+async def _flow_name_taken(
+    session: AsyncSession, inbox_id: int, name: str, flow_id: int | None = None
+) -> None:
+    query = select(Flow.id).where(
+        Flow.inbox_id == inbox_id, func.lower(Flow.name) == name.casefold()
+    )
+    if flow_id is not None:
+        query = query.where(Flow.id != flow_id)
+    if await session.scalar(query) is not None:
+        raise AutomationInvalid(
+            "name_taken", f"This inbox already has a flow named {name!r}.", "name", 409
+        )
+
+
+async def do_create_flow(
+    session: AsyncSession, *, actor: Actor, inbox_id: int, data: dict[str, Any]
+) -> Flow:
+    """A flow with its version 1 (``definition`` checked by ``flows.validate_definition``)."""
+    name = _flow_name(data.get("name"))
+    definition = validate_definition(data.get("definition"))
+    await _flow_name_taken(session, inbox_id, name)
+    now = utcnow()
+    enabled = bool(data["enabled"]) if data.get("enabled") is not None else True
+    flow = Flow(
+        inbox_id=inbox_id,
+        name=name,
+        enabled=enabled,
+        version=1,
+        definition=definition,
+        started=0,
+        completed=0,
+        handed_off=0,
+        timed_out=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(flow)
+    await session.flush()
+    session.add(FlowVersion(flow_id=flow.id, version=1, definition=definition, created_at=now))
+    await record(
+        session,
+        actor,
+        "automation_flow.create",
+        "automation_flow",
+        flow.id,
+        {"inbox_id": inbox_id, "name": name, "enabled": enabled, "version": 1},
+    )
+    _changed_rules(session, inbox_id)
+    return flow
+
+
+async def do_update_flow(
+    session: AsyncSession, *, actor: Actor, flow: Flow, data: dict[str, Any]
+) -> Flow:
+    """Rename, enable/disable, or save a new definition as the next version (customers in
+    the flow finish on the version they started). Disabling ends the flow for everyone in
+    it: their next message is handled by the rules."""
+    changes: dict[str, Any] = {}
+    if data.get("name") is not None:
+        name = _flow_name(data["name"])
+        if name != flow.name:
+            await _flow_name_taken(session, flow.inbox_id, name, flow.id)
+            changes["name"] = {"before": flow.name, "after": name}
+    definition = None
+    if data.get("definition") is not None:
+        definition = validate_definition(data["definition"])
+        if definition == flow.definition:
+            definition = None
+        else:
+            changes["version"] = {"before": flow.version, "after": flow.version + 1}
+    if data.get("enabled") is not None and bool(data["enabled"]) != flow.enabled:
+        changes["enabled"] = {"before": flow.enabled, "after": bool(data["enabled"])}
+    if not changes:
+        return flow
+    now = utcnow()
+    if "name" in changes:
+        flow.name = changes["name"]["after"]
+    if definition is not None:
+        flow.version += 1
+        flow.definition = definition
+        version = FlowVersion(
+            flow_id=flow.id, version=flow.version, definition=definition, created_at=now
+        )
+        session.add(version)
+    if "enabled" in changes:
+        flow.enabled = changes["enabled"]["after"]
+        if not flow.enabled:
+            await session.execute(delete(FlowState).where(FlowState.flow_id == flow.id))
+    flow.updated_at = now
+    await record(session, actor, "automation_flow.update", "automation_flow", flow.id, changes)
+    _changed_rules(session, flow.inbox_id)
+    return flow
+
+
+async def do_delete_flow(session: AsyncSession, *, actor: Actor, flow: Flow) -> None:
+    """Gone with its versions; customers in it leave it. A rule that starts it adds a note."""
+    await record(
+        session,
+        actor,
+        "automation_flow.delete",
+        "automation_flow",
+        flow.id,
+        {"inbox_id": flow.inbox_id, "name": flow.name, "version": flow.version},
+    )
+    await session.execute(delete(FlowState).where(FlowState.flow_id == flow.id))
+    await session.execute(delete(FlowVersion).where(FlowVersion.flow_id == flow.id))
+    await session.delete(flow)
+    _changed_rules(session, flow.inbox_id)
+
+
+async def do_expire_flows(session: AsyncSession, now: datetime | None = None) -> int:
+    """End the flows whose customer went silent past the flow's time-out, counting them
+    (the worker also ends an expired flow when the next message comes first)."""
+    now = now or utcnow()
+    ended = (
+        await session.scalars(
+            delete(FlowState).where(FlowState.expires_at <= now).returning(FlowState.flow_id)
+        )
+    ).all()
+    per_flow: dict[int, int] = {}
+    for flow_id in ended:
+        per_flow[flow_id] = per_flow.get(flow_id, 0) + 1
+    for flow_id, count in per_flow.items():
+        await session.execute(
+            update(Flow).where(Flow.id == flow_id).values(timed_out=Flow.timed_out + count)
+        )
+    return len(ended)
 
 
 # ------------------------------------------------------------------ integrations
@@ -684,6 +949,34 @@ async def do_create_faq(
     )
     _faq_changed(session, inbox_id)
     return entry
+
+
+async def do_import_faq(
+    session: AsyncSession, *, actor: Actor, inbox_id: int | None, items: list[dict[str, Any]]
+) -> list[FaqEntry]:
+    """Add FAQ entries (``question``, ``answer``, optional ``alternatives``, ``language``)
+    to an inbox (None: shared). All are checked before any is written (``ImportInvalid``)."""
+    for index, item in enumerate(items):
+        try:
+            values = _faq_values({"alternatives": [], **item})
+            if not {"question", "answer"} <= set(values):
+                raise AutomationInvalid(
+                    "invalid_faq", "An FAQ entry needs a question and an answer."
+                )
+        except AutomationInvalid as exc:
+            raise ImportInvalid(index, _item_name(item, "question"), exc) from exc
+    entries = [
+        await do_create_faq(session, actor=actor, inbox_id=inbox_id, data=item) for item in items
+    ]
+    await record(
+        session,
+        actor,
+        "faq.import",
+        "inbox" if inbox_id is not None else None,
+        inbox_id,
+        {"added": len(entries)},
+    )
+    return entries
 
 
 async def do_update_faq(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from wadesk.accounts.access import Principal
 from wadesk.accounts.models import User
@@ -16,10 +18,12 @@ from wadesk.automation.actions import (
     AutomationInvalid,
     do_count_quick_reply_use,
     do_create_faq,
+    do_create_flow,
     do_create_integration,
     do_create_quick_reply,
     do_create_rule,
     do_delete_faq,
+    do_delete_flow,
     do_delete_integration,
     do_delete_quick_reply,
     do_delete_rule,
@@ -29,6 +33,7 @@ from wadesk.automation.actions import (
     do_set_inbox_automation,
     do_store_templates,
     do_update_faq,
+    do_update_flow,
     do_update_integration,
     do_update_quick_reply,
     do_update_rule,
@@ -42,6 +47,9 @@ from wadesk.automation.models import (
     AutomationRule,
     FaqDay,
     FaqEntry,
+    Flow,
+    FlowState,
+    FlowVersion,
     Integration,
     MessageTemplate,
     QuickReply,
@@ -55,6 +63,9 @@ from wadesk.automation.schemas import (
     FaqScore,
     FaqTestIn,
     FaqTestOut,
+    FlowDetailOut,
+    FlowIn,
+    FlowOut,
     InboxAutomationIn,
     InboxAutomationOut,
     IntegrationIn,
@@ -92,11 +103,34 @@ router = APIRouter(tags=["automation"])
 AutoReader = Annotated[Principal, require_permission("automation.read")]
 AutoManager = Annotated[Principal, require_permission("automation.manage")]
 Sender = Annotated[Principal, require_permission("conversations.write")]
+S = TypeVar("S", bound=Select[Any])
 
 
 def _invalid(exc: RuleInvalid | AutomationInvalid) -> ApiError:
     status = exc.status if isinstance(exc, AutomationInvalid) else 422
     return ApiError(status, exc.code, str(exc), field=exc.field)
+
+
+def _visible(
+    query: S,
+    column: QueryableAttribute[int | None] | QueryableAttribute[int],
+    principal: Principal,
+    inbox_id: int | None,
+    *,
+    shared: bool,
+) -> S | None:
+    """A list narrowed to what one may see: the rows of ``inbox_id``, else of every inbox one
+    sees; ``shared``: and the rows of no inbox (shared by all). None: ``inbox_id`` is not
+    one's to see (an empty list, not a 404)."""
+    if inbox_id is not None:
+        if not principal.can_see_inbox(inbox_id):
+            return None
+        mine = column == inbox_id
+    elif principal.inbox_ids is not None:
+        mine = column.in_(principal.inbox_ids)
+    else:
+        return query
+    return query.where(or_(mine, column.is_(None)) if shared else mine)
 
 
 async def _inbox(session: AsyncSession, principal: Principal, inbox_id: int) -> Inbox:
@@ -283,16 +317,22 @@ async def faq_test(session: AsyncSession, runtime: Any, inbox_id: int, text: str
     """What the worker would decide for this text (its cached index; nothing is sent)."""
     settings = await inbox_automation(session, inbox_id)
     index = await runtime.automation.faq_index(session, inbox_id)
-    decision = decide(index, text, settings.faq_threshold)
+    decision, matches = await asyncio.to_thread(
+        lambda: (decide(index, text, settings.faq_threshold), best_matches(index, text, limit=5))
+    )
     return FaqTestOut(
         faq_enabled=settings.faq_enabled,
         threshold=settings.faq_threshold,
         decision=decision.kind if len(index) else "none",
         matches=[
             FaqScore(
-                faq_id=m.entry.id, question=m.entry.question, score=m.score, phrasing=m.phrasing
+                faq_id=m.entry.id,
+                question=m.entry.question,
+                score=m.score,
+                phrasing=m.phrasing,
+                matcher=m.matcher,
             )
-            for m in best_matches(index, text, limit=5)
+            for m in matches
         ],
     )
 
@@ -303,15 +343,9 @@ async def list_faq(
 ) -> Page[FaqOut]:
     """Shared entries and those of the inboxes one may see; ``inbox_id``: that inbox's own
     and the shared ones (what the bot answers from there)."""
-    query = select(FaqEntry)
-    if inbox_id is not None:
-        if not principal.can_see_inbox(inbox_id):
-            return Page(items=[])
-        query = query.where((FaqEntry.inbox_id == inbox_id) | FaqEntry.inbox_id.is_(None))
-    elif principal.inbox_ids is not None:
-        query = query.where(
-            FaqEntry.inbox_id.is_(None) | FaqEntry.inbox_id.in_(principal.inbox_ids)
-        )
+    query = _visible(select(FaqEntry), FaqEntry.inbox_id, principal, inbox_id, shared=True)
+    if query is None:
+        return Page(items=[])
     rows = (await session.scalars(query.order_by(FaqEntry.id))).all()
     return Page(items=[FaqOut.of(r) for r in rows])
 
@@ -375,6 +409,98 @@ async def review_faq(session: SessionDep, principal: AutoManager, faq_id: int) -
     row = await _faq(session, principal, faq_id)
     await do_mark_faq_reviewed(session, actor=principal.actor, entry=row)
     return FaqOut.of(row)
+
+
+# ------------------------------------------------------------------ guided flows
+
+
+async def _flow(session: AsyncSession, principal: Principal, flow_id: int) -> Flow:
+    flow = await session.get(Flow, flow_id)
+    if flow is None or not principal.can_see_inbox(flow.inbox_id):
+        raise ApiError(404, "not_found", "No such flow.")
+    return flow
+
+
+async def flow_detail(session: AsyncSession, flow: Flow) -> FlowDetailOut:
+    versions = (
+        await session.scalars(
+            select(FlowVersion.version)
+            .where(FlowVersion.flow_id == flow.id)
+            .order_by(FlowVersion.version)
+        )
+    ).all()
+    in_flow = await session.scalar(
+        select(func.count())
+        .select_from(FlowState)
+        .where(FlowState.flow_id == flow.id, FlowState.expires_at > utcnow())
+    )
+    return FlowDetailOut(
+        **FlowOut.of(flow).model_dump(), versions=list(versions), in_flow=in_flow or 0
+    )
+
+
+@router.get("/automation/flows")
+async def list_flows(
+    session: SessionDep, principal: AutoReader, inbox_id: int | None = None
+) -> Page[FlowOut]:
+    """The flows of the inboxes one may see (``inbox_id``: of that inbox)."""
+    query = _visible(select(Flow), Flow.inbox_id, principal, inbox_id, shared=False)
+    if query is None:
+        return Page(items=[])
+    rows = (await session.scalars(query.order_by(Flow.inbox_id, Flow.name))).all()
+    return Page(items=[FlowOut.of(r) for r in rows])
+
+
+@router.post("/automation/flows", status_code=201)
+async def create_flow(session: SessionDep, principal: AutoManager, body: FlowIn) -> FlowOut:
+    if body.inbox_id is None:
+        raise ApiError(422, "invalid_flow", "inbox_id: the flow's inbox.", field="inbox_id")
+    await _inbox(session, principal, body.inbox_id)
+    try:
+        flow = await do_create_flow(
+            session,
+            actor=principal.actor,
+            inbox_id=body.inbox_id,
+            data=body.model_dump(exclude_unset=True, exclude={"inbox_id"}),
+        )
+    except (RuleInvalid, AutomationInvalid) as exc:
+        raise _invalid(exc) from exc
+    return FlowOut.of(flow)
+
+
+@router.get("/automation/flows/{flow_id}")
+async def get_flow(session: SessionDep, principal: AutoReader, flow_id: int) -> FlowDetailOut:
+    return await flow_detail(session, await _flow(session, principal, flow_id))
+
+
+@router.patch("/automation/flows/{flow_id}")
+async def update_flow(
+    session: SessionDep, principal: AutoManager, flow_id: int, body: FlowIn
+) -> FlowDetailOut:
+    """A changed definition becomes the next version; ``enabled: false`` disables."""
+    flow = await _flow(session, principal, flow_id)
+    if body.inbox_id is not None and body.inbox_id != flow.inbox_id:
+        raise ApiError(
+            422, "invalid_flow", "inbox_id: a flow stays in its inbox.", field="inbox_id"
+        )
+    try:
+        await do_update_flow(
+            session,
+            actor=principal.actor,
+            flow=flow,
+            data=body.model_dump(exclude_unset=True, exclude={"inbox_id"}),
+        )
+    except (RuleInvalid, AutomationInvalid) as exc:
+        raise _invalid(exc) from exc
+    await session.flush()
+    return await flow_detail(session, flow)
+
+
+@router.delete("/automation/flows/{flow_id}", status_code=204)
+async def delete_flow(session: SessionDep, principal: AutoManager, flow_id: int) -> Response:
+    flow = await _flow(session, principal, flow_id)
+    await do_delete_flow(session, actor=principal.actor, flow=flow)
+    return Response(status_code=204)
 
 
 # ------------------------------------------------------------------ integrations
@@ -453,15 +579,9 @@ async def list_quick_replies(
 ) -> Page[QuickReplyOut]:
     """Shared quick replies and those of the inboxes one may see; ``q`` filters by shortcut
     prefix or title (the composer's ``/`` picker), most used first."""
-    query = select(QuickReply)
-    if inbox_id is not None:
-        if not principal.can_see_inbox(inbox_id):
-            return Page(items=[])
-        query = query.where((QuickReply.inbox_id == inbox_id) | QuickReply.inbox_id.is_(None))
-    elif principal.inbox_ids is not None:
-        query = query.where(
-            QuickReply.inbox_id.is_(None) | QuickReply.inbox_id.in_(principal.inbox_ids)
-        )
+    query = _visible(select(QuickReply), QuickReply.inbox_id, principal, inbox_id, shared=True)
+    if query is None:
+        return Page(items=[])
     needle = q.strip().lstrip("/").lower()
     if needle:
         escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -250,10 +250,13 @@ class Buttons:
 
     text: str
     titles: tuple[str, ...]
+    # The reply ids' prefix; None: "automation:<rule id>" (a flow uses "flow:<id>:<step>").
+    id_prefix: str | None = None
 
     def interactive(self, rule_id: int | None) -> dict[str, Any]:
         """The Cloud API's ``interactive`` object. A tap comes back as an inbound
         ``button_reply`` whose text is the button's title, so later rules match it."""
+        prefix = self.id_prefix or f"automation:{rule_id or 0}"
         return {
             "type": "button",
             "body": {"text": self.text[:1024]},
@@ -261,7 +264,7 @@ class Buttons:
                 "buttons": [
                     {
                         "type": "reply",
-                        "reply": {"id": f"automation:{rule_id or 0}:{n}", "title": title},
+                        "reply": {"id": f"{prefix}:{n}", "title": title},
                     }
                     for n, title in enumerate(self.titles, 1)
                 ]
@@ -269,12 +272,33 @@ class Buttons:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ListMessage:
+    """A WhatsApp interactive list message: rendered body, menu button, checked sections."""
+
+    text: str
+    button: str
+    sections: tuple[dict[str, Any], ...]
+
+    def interactive(self, rule_id: int | None = None) -> dict[str, Any]:
+        """The Cloud API's ``interactive`` object; a choice comes back as an inbound
+        ``list_reply`` with the row's id and title (the title is the message's text)."""
+        return {
+            "type": "list",
+            "body": {"text": self.text[:1024]},
+            "action": {"button": self.button, "sections": [dict(s) for s in self.sections]},
+        }
+
+
+Send = str | Buttons | ListMessage
+
+
 @dataclass(slots=True)
 class Effects:
     """What running a rule decided; applied by the worker in one transaction."""
 
     rule_id: int | None = None
-    sends: list[str | Buttons] = field(default_factory=list)
+    sends: list[Send] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     priority: str | None = None
     handoff_notes: list[str] = field(default_factory=list)
@@ -286,6 +310,8 @@ class Effects:
     pending: tuple[int, str, str, int] | None = None
     pending_data: dict[str, str] = field(default_factory=dict)
     clear_pending: bool = False
+    # A start_flow action: the flow's id (the worker sends its first step).
+    start_flow: int | None = None
     integration_ms: float | None = None
     trace: list[str] = field(default_factory=list)
 
@@ -406,7 +432,25 @@ async def run_rule(
                 )
         elif kind == "buttons":
             effects.sends.append(Buttons(render(action["text"], context), tuple(action["buttons"])))
+        elif kind == "list":
+            effects.sends.append(list_of(action, context))
+        elif kind == "start_flow":
+            # The flow takes the conversation over: the rule's later actions do not run.
+            if isinstance(action.get("flow_id"), int):
+                effects.start_flow = action["flow_id"]
+            else:
+                effects.notes.append(
+                    f"Automation rule “{rule.name}”: flow {action.get('flow')!r} is unknown."
+                )
+            return effects
     return effects
+
+
+def list_of(message: dict[str, Any], context: dict[str, Any]) -> ListMessage:
+    """A validated list (``rules.list_message``) with its body rendered."""
+    return ListMessage(
+        render(message["text"], context), message["button"], tuple(message["sections"])
+    )
 
 
 def _describe(match: dict[str, str]) -> str:

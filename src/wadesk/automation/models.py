@@ -222,3 +222,60 @@ class MessageTemplate(Base):
     components: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     rejected_reason: Mapped[str | None] = mapped_column(String(200))
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Flow(Base):
+    """A guided flow of an inbox (automation/flows.py). ``definition`` is the current version;
+    every version is kept in ``FlowVersion``, so a customer mid-flow stays on the version
+    they started. The counters are totals over all versions."""
+
+    __tablename__ = "automation_flows"
+    __table_args__ = (UniqueConstraint("inbox_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    inbox_id: Mapped[int] = mapped_column(ForeignKey("inboxes.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(120))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    handed_off: Mapped[int] = mapped_column(Integer, default=0)
+    timed_out: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class FlowVersion(Base):
+    """Every saved definition of a flow, never changed afterwards."""
+
+    __tablename__ = "automation_flow_versions"
+
+    flow_id: Mapped[int] = mapped_column(
+        ForeignKey("automation_flows.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FlowState(Base):
+    """Where a conversation is in a flow (at most one flow at a time). Past ``expires_at``
+    the flow has timed out: the next message is handled as if there were no flow."""
+
+    __tablename__ = "automation_flow_states"
+    __table_args__ = (Index("ix_automation_flow_states_expires", "expires_at"),)
+
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    flow_id: Mapped[int] = mapped_column(
+        ForeignKey("automation_flows.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    step: Mapped[str] = mapped_column(String(64))
+    # Answers not understood at this step so far (the step is asked again up to "retries").
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -23,6 +23,10 @@ Actions (run in order)::
     {"type": "resolve"}
     {"type": "assign_team", "team": "Billing"}        # a team name or id; stored with team_id
     {"type": "buttons", "text": "How can we help?", "buttons": ["Track order", "Talk to a person"]}
+    {"type": "list", "text": "Pick a topic", "button": "Choose",
+     "sections": [{"title": "Orders", "rows": [{"id": "track", "title": "Track an order",
+                                                "description": "Where is my parcel?"}]}]}
+    {"type": "start_flow", "flow": "Orders"}          # a guided flow of the inbox (flows.py)
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ ACTION_TYPES = (
     "resolve",
     "assign_team",
     "buttons",
+    "list",
+    "start_flow",
 )
 CONDITION_KEYS = (
     "keywords",
@@ -66,6 +72,15 @@ MAX_LANGUAGES = 20
 MAX_BUTTONS = 3
 MAX_BUTTON_TITLE = 20
 MAX_BUTTONS_BODY = 1024
+# WhatsApp's list messages: a menu button (at most 20 characters) opening 1 to 10 sections
+# of at most 10 rows in all; row titles of at most 24 characters, descriptions 72, section
+# titles 24 (required when there are several sections), row ids 200 (unique).
+MAX_LIST_ROWS = 10
+MAX_LIST_BUTTON = 20
+MAX_ROW_TITLE = 24
+MAX_ROW_DESCRIPTION = 72
+MAX_SECTION_TITLE = 24
+MAX_ROW_ID = 200
 
 
 class RuleInvalid(ValueError):
@@ -237,7 +252,8 @@ def _team(action: dict[str, Any], field: str, teams: dict[str, int] | None) -> d
     return {"team": label, "team_id": team_id}
 
 
-def _buttons(action: dict[str, Any], field: str) -> dict[str, Any]:
+def buttons_message(action: dict[str, Any], field: str) -> dict[str, Any]:
+    """Reply buttons: ``{"text", "buttons": [titles]}``, checked (shared with flows)."""
     text = _text(action.get("text"), f"{field}.text", limit=MAX_BUTTONS_BODY)
     buttons = action.get("buttons")
     if not isinstance(buttons, list) or not 1 <= len(buttons) <= MAX_BUTTONS:
@@ -261,13 +277,108 @@ def _buttons(action: dict[str, Any], field: str) -> dict[str, Any]:
     return {"text": text, "buttons": titles}
 
 
+def _short(value: Any, field: str, limit: int, what: str) -> str:
+    """A required one-line text within one of WhatsApp's limits, trimmed."""
+    if not isinstance(value, str) or not value.strip():
+        raise RuleInvalid("invalid_actions", f"{field} needs a non-empty text.", field)
+    if len(value.strip()) > limit:
+        raise RuleInvalid(
+            "invalid_actions",
+            f"{field}: {value.strip()!r} is longer than {limit} characters"
+            f" (WhatsApp's limit for {what}).",
+            field,
+        )
+    return value.strip()
+
+
+def list_message(action: dict[str, Any], field: str) -> dict[str, Any]:
+    """A WhatsApp list message: ``text`` (the body), ``button`` (opens the list) and
+    ``sections`` of rows ``{"id", "title", "description"?}``; a row without an id gets its
+    title as id. Checked against WhatsApp's limits, so the Graph API never refuses it."""
+    text = _text(action.get("text"), f"{field}.text", limit=MAX_BUTTONS_BODY)
+    button = _short(action.get("button"), f"{field}.button", MAX_LIST_BUTTON, "the list button")
+    sections = action.get("sections")
+    if not isinstance(sections, list) or not sections:
+        raise RuleInvalid(
+            "invalid_actions", f"{field}.sections is a non-empty list of sections.", field
+        )
+    clean: list[dict[str, Any]] = []
+    ids: set[str] = set()
+    titles: set[str] = set()
+    total = 0
+    for number, section in enumerate(sections):
+        where = f"{field}.sections[{number}]"
+        if not isinstance(section, dict) or not isinstance(section.get("rows"), list):
+            raise RuleInvalid("invalid_actions", f"{where} needs a list of rows.", where)
+        out: dict[str, Any] = {}
+        if section.get("title") is not None or len(sections) > 1:
+            out["title"] = _short(
+                section.get("title"), f"{where}.title", MAX_SECTION_TITLE, "a section title"
+            )
+        rows = []
+        for index, row in enumerate(section["rows"]):
+            at = f"{where}.rows[{index}]"
+            if not isinstance(row, dict):
+                raise RuleInvalid("invalid_actions", f"{at} is an object with a title.", at)
+            title = _short(row.get("title"), f"{at}.title", MAX_ROW_TITLE, "a row title")
+            row_id = _short(
+                row.get("id") if row.get("id") is not None else title,
+                f"{at}.id",
+                MAX_ROW_ID,
+                "a row id",
+            )
+            if row_id in ids or title.casefold() in titles:
+                raise RuleInvalid(
+                    "invalid_actions", f"{at}: row ids and titles must all differ.", at
+                )
+            ids.add(row_id)
+            titles.add(title.casefold())
+            item = {"id": row_id, "title": title}
+            if row.get("description") not in (None, ""):
+                item["description"] = _short(
+                    row["description"], f"{at}.description", MAX_ROW_DESCRIPTION, "a description"
+                )
+            rows.append(item)
+        if not rows:
+            raise RuleInvalid("invalid_actions", f"{where}.rows is empty.", where)
+        total += len(rows)
+        clean.append({**out, "rows": rows})
+    if total > MAX_LIST_ROWS:
+        raise RuleInvalid(
+            "invalid_actions",
+            f"{field}.sections hold {total} rows; WhatsApp allows at most {MAX_LIST_ROWS}"
+            " rows in a list message.",
+            field,
+        )
+    return {"text": text, "button": button, "sections": clean}
+
+
+def _flow(action: dict[str, Any], field: str, flows: dict[str, int] | None) -> dict[str, Any]:
+    """``flow`` names a flow of the rule's inbox or gives its id, like ``_team``."""
+    given = action.get("flow")
+    if isinstance(given, bool) or not isinstance(given, str | int) or not str(given).strip():
+        raise RuleInvalid("invalid_actions", f"{field}.flow names a flow or gives its id.", field)
+    label = str(given).strip()
+    if flows is None:
+        flow_id = action.get("flow_id")
+        return {"flow": label, "flow_id": flow_id if isinstance(flow_id, int) else None}
+    flow_id = flows.get(label.casefold())
+    previous = action.get("flow_id")
+    if flow_id is None and isinstance(previous, int) and str(previous) in flows:
+        flow_id = previous
+    if flow_id is None:
+        raise RuleInvalid("unknown_flow", f"{field}: no flow named {label!r} in this inbox.", field)
+    return {"flow": label, "flow_id": flow_id}
+
+
 def validate_actions(
     actions: Any,
     integration_names: set[str] | None = None,
     teams: dict[str, int] | None = None,
+    flows: dict[str, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """``integration_names`` and ``teams`` (casefolded name or id as text -> id), when given,
-    are what must exist for the rule to be saved."""
+    """``integration_names``, ``teams`` and ``flows`` (casefolded name or id as text -> id),
+    when given, are what must exist for the rule to be saved."""
     if not isinstance(actions, list) or not actions:
         raise RuleInvalid("invalid_actions", "actions is a non-empty list.", "actions")
     if len(actions) > MAX_ACTIONS:
@@ -330,6 +441,10 @@ def validate_actions(
         elif kind == "assign_team":
             out.update(_team(action, field, teams))
         elif kind == "buttons":
-            out.update(_buttons(action, field))
+            out.update(buttons_message(action, field))
+        elif kind == "list":
+            out.update(list_message(action, field))
+        elif kind == "start_flow":
+            out.update(_flow(action, field, flows))
         clean.append(out)
     return clean

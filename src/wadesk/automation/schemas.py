@@ -11,6 +11,7 @@ from wadesk.automation.models import (
     AutomationRule,
     FaqDay,
     FaqEntry,
+    Flow,
     InboxAutomation,
     Integration,
     MessageTemplate,
@@ -72,6 +73,53 @@ class RuleOut(BaseModel):
             created_at=rule.created_at,
             updated_at=rule.updated_at,
         )
+
+
+class FlowIn(BaseModel):
+    """Create (inbox_id, name, definition required) or update (any field; a changed
+    definition is saved as the next version)."""
+
+    inbox_id: int | None = None
+    name: str | None = Field(default=None, max_length=120)
+    enabled: bool | None = None
+    definition: dict[str, Any] | None = None
+
+
+class FlowOut(BaseModel):
+    id: int
+    inbox_id: int
+    name: str
+    enabled: bool
+    version: int
+    definition: dict[str, Any]
+    started: int
+    completed: int
+    handed_off: int
+    timed_out: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, flow: Flow) -> FlowOut:
+        return cls(
+            id=flow.id,
+            inbox_id=flow.inbox_id,
+            name=flow.name,
+            enabled=flow.enabled,
+            version=flow.version,
+            definition=flow.definition or {},
+            started=flow.started,
+            completed=flow.completed,
+            handed_off=flow.handed_off,
+            timed_out=flow.timed_out,
+            created_at=flow.created_at,
+            updated_at=flow.updated_at,
+        )
+
+
+class FlowDetailOut(FlowOut):
+    versions: list[int]  # every saved version, oldest first
+    in_flow: int  # conversations in the flow now
 
 
 def review_due(rule: AutomationRule | FaqEntry) -> bool:
@@ -371,6 +419,7 @@ class FaqScore(BaseModel):
     question: str
     score: float
     phrasing: str
+    matcher: str  # fuzzy | semantic: which scorer gave the score
 
 
 class FaqTestOut(BaseModel):

@@ -33,6 +33,7 @@ from wadesk.automation.actions import (
 )
 from wadesk.automation.api import faq_history, faq_test, submit_template, sync_templates
 from wadesk.automation.engine import Facts, evaluate
+from wadesk.automation.flow_views import router as flow_router
 from wadesk.automation.hours import DAYS, describe, is_open, next_opening, parse_hours
 from wadesk.automation.models import (
     AutomationRule,
@@ -52,6 +53,7 @@ from wadesk.inboxes.models import Inbox
 from wadesk.web.pages import PageError, redirect, render, signed_in
 
 router = APIRouter(include_in_schema=False)
+router.include_router(flow_router)  # /admin/automation/flows...
 Manager = Annotated[SessionAuth, signed_in(permission="automation.manage")]
 Text = Annotated[str, Form(max_length=20000)]
 FLASH = {

@@ -1,6 +1,7 @@
 """The sweep behind the "waiting" trigger: every ``automation_waiting_sweep_seconds`` it
 queues automation jobs for conversations whose customer waits too long for a reply
-(``automation.actions.queue_waiting_jobs``). Every process runs the loop; the lease
+(``automation.actions.queue_waiting_jobs``), and ends the guided flows whose customer went
+silent past the flow's time-out (``do_expire_flows``). Every process runs the loop; the lease
 ``automation-waiting`` makes one of them do each round, so a job is never queued twice by
 two processes at once (the worker then runs it like any other job)."""
 
@@ -10,7 +11,7 @@ from datetime import datetime
 
 import structlog
 
-from wadesk.automation.actions import queue_waiting_jobs
+from wadesk.automation.actions import do_expire_flows, queue_waiting_jobs
 from wadesk.background import BackgroundLoop
 from wadesk.config import Settings
 from wadesk.db import Database
@@ -26,7 +27,9 @@ async def sweep_waiting(db: Database, now: datetime | None = None) -> int | None
 
     async def work() -> int:
         async with db.session() as session:
-            return await queue_waiting_jobs(session, now)
+            queued = await queue_waiting_jobs(session, now)
+            await do_expire_flows(session, now)
+            return queued
 
     return await run_if_leader(db, LEASE, work)
 

@@ -14,11 +14,16 @@ outside any transaction, then apply the effects and mark the job done in one tra
   queued for, and only if the customer still waits for a reply (``_still_waiting``).
 - The FAQ bot (``automation/faq.py``) only looks at a customer message no rule answered and
   that answers no pending question, with the same protections (see ``_prepare_faq``).
+- Guided flows (``automation/flows.py``): a customer message in a conversation that is in a
+  flow goes to the flow and nothing else; an expired flow state, or a conversation a person
+  took over, ends the flow and the message is handled as usual. A flow starts from a rule's
+  ``start_flow`` action or, when no rule answers, from one of the flow's keywords.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import socket
 import time
@@ -29,10 +34,11 @@ from typing import Any, cast
 
 import httpx
 import structlog
-from sqlalchemy import CursorResult, and_, exists, func, select, text, update
+from sqlalchemy import CursorResult, and_, delete, exists, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.accounts.models import InboxMember
+from wadesk.automation import semantic
 from wadesk.automation.actions import (
     AUTOMATION_ACTOR,
     FAQ_CHANGED,
@@ -47,19 +53,25 @@ from wadesk.automation.engine import (
     Effects,
     Facts,
     IntegrationSpec,
+    ListMessage,
     RuleSet,
     TriggerRules,
     compile_rules,
     evaluate,
+    keyword_words,
     run_rule,
 )
 from wadesk.automation.faq import NEAR_MISS, FaqDecision, FaqIndex, compile_faq, decide
+from wadesk.automation.flows import FlowSpec, FlowTurn, advance, start
 from wadesk.automation.hours import Hours, describe, is_open, next_opening, parse_hours
 from wadesk.automation.models import (
     AutomationContactState,
     AutomationJob,
     AutomationRule,
     FaqEntry,
+    Flow,
+    FlowState,
+    FlowVersion,
     InboxAutomation,
     Integration,
     QuickReply,
@@ -113,6 +125,29 @@ class Prepared:
     faq_count_id: int | None = None
     # A "waiting" job: the rule it was queued for (automation.actions.queue_waiting_jobs).
     waiting_rule_id: int | None = None
+    taken_over: bool = False
+    # Guided flows: the inbox's enabled flows (for start_flow), the flow this message
+    # advances or starts (flow_new) and what it does; a flow state to end (flow id, why).
+    flows: dict[int, FlowSpec] = field(default_factory=dict)
+    flow_spec: FlowSpec | None = None
+    flow_turn: FlowTurn | None = None
+    flow_new: bool = False
+    flow_end: tuple[int, str] | None = None
+
+
+@dataclass(slots=True)
+class InboxFlows:
+    """An inbox's enabled flows (current versions) and the keywords that start them."""
+
+    by_id: dict[int, FlowSpec] = field(default_factory=dict)
+    triggers: list[tuple[tuple[str, ...], FlowSpec]] = field(default_factory=list)
+
+    def triggered_by(self, words: list[str]) -> FlowSpec | None:
+        for keyword, spec in self.triggers:
+            for start_at in range(len(words) - len(keyword) + 1):
+                if tuple(words[start_at : start_at + len(keyword)]) == keyword:
+                    return spec
+        return None
 
 
 @dataclass(slots=True)
@@ -140,6 +175,8 @@ class AutomationWorker(BackgroundLoop):
         self._compiled: dict[int, tuple[Any, CompiledRule]] = {}  # rule id -> (updated_at, rule)
         self._integrations: dict[str, IntegrationSpec] | None = None
         self._faq: dict[int, FaqIndex] = {}
+        self._flows: dict[int, InboxFlows] = {}
+        self._flow_versions: dict[tuple[int, int], FlowSpec] = {}  # never change once saved
         # Applying transactions at once: one on SQLite (one connection), a few on PostgreSQL.
         self._applying = asyncio.Semaphore(1 if db.is_sqlite else APPLY_CONCURRENCY)
 
@@ -152,9 +189,11 @@ class AutomationWorker(BackgroundLoop):
             inbox_id = payload.get("inbox_id")
             if inbox_id is None:
                 self._rules.clear()
+                self._flows.clear()
                 self._integrations = None
             else:
                 self._rules.pop(int(inbox_id), None)
+                self._flows.pop(int(inbox_id), None)
         elif kind == FAQ_CHANGED:
             inbox_id = payload.get("inbox_id")
             if inbox_id is None:
@@ -197,8 +236,48 @@ class AutomationWorker(BackgroundLoop):
             self._rules[inbox_id] = cached
         return cached
 
+    async def inbox_flows(self, session: AsyncSession, inbox_id: int) -> InboxFlows:
+        """The inbox's enabled flows, loaded once until a flow or rule of it changes."""
+        cached = self._flows.get(inbox_id)
+        if cached is None:
+            cached = InboxFlows()
+            rows = (
+                await session.scalars(
+                    select(Flow)
+                    .where(Flow.inbox_id == inbox_id, Flow.enabled.is_(True))
+                    .order_by(Flow.id)
+                )
+            ).all()
+            for row in rows:
+                spec = FlowSpec(row.id, row.name, row.version, dict(row.definition or {}))
+                cached.by_id[row.id] = spec
+                for keyword in spec.definition.get("keywords", []):
+                    if words := keyword_words(keyword):
+                        cached.triggers.append((words, spec))
+            self._flows[inbox_id] = cached
+        return cached
+
+    async def _flow_version(
+        self, session: AsyncSession, flows: InboxFlows, flow_id: int, version: int
+    ) -> FlowSpec | None:
+        """The version a conversation started on (None: the flow is gone or disabled)."""
+        current = flows.by_id.get(flow_id)
+        if current is None or current.version == version:
+            return current
+        cached = self._flow_versions.get((flow_id, version))
+        if cached is None:
+            row = await session.get(FlowVersion, (flow_id, version))
+            if row is None:
+                return None
+            if len(self._flow_versions) > 1000:
+                self._flow_versions.clear()
+            cached = FlowSpec(flow_id, current.name, version, dict(row.definition or {}))
+            self._flow_versions[(flow_id, version)] = cached
+        return cached
+
     async def faq_index(self, session: AsyncSession, inbox_id: int) -> FaqIndex:
-        """The inbox's own and the shared FAQ entries, compiled once until one changes."""
+        """The inbox's own and the shared FAQ entries, compiled once until one changes (in a
+        thread: with the semantic matcher, new phrasings are embedded, 10-25 ms each)."""
         cached = self._faq.get(inbox_id)
         if cached is None:
             rows = (
@@ -209,7 +288,8 @@ class AutomationWorker(BackgroundLoop):
                     )
                 )
             ).all()
-            cached = compile_faq(rows)
+            embedder = await asyncio.to_thread(semantic.embedder)
+            cached = await asyncio.to_thread(compile_faq, rows, embedder)
             self._faq[inbox_id] = cached
         return cached
 
@@ -346,6 +426,17 @@ class AutomationWorker(BackgroundLoop):
                 )
             ).all()
         }
+        inbox_flows = {i: await self.inbox_flows(session, i) for i in inbox_ids}
+        flow_states: dict[int, FlowState] = {}
+        if any(f.by_id for f in inbox_flows.values()):
+            flow_states = {
+                s.conversation_id: s
+                for s in (
+                    await session.scalars(
+                        select(FlowState).where(FlowState.conversation_id.in_(list(conversations)))
+                    )
+                ).all()
+            }
         # A person replied (notes do not count): the conversation is theirs.
         human = set(
             (
@@ -432,6 +523,32 @@ class AutomationWorker(BackgroundLoop):
                 ):
                     item.skipped = "loop guard: too many automated replies"
                     continue
+            item.taken_over = taken_over
+            flows = inbox_flows.get(inbox.id, InboxFlows())
+            item.flows = flows.by_id
+            # 0. A conversation in a flow: the flow has the message, unless it timed out or a
+            # person took over (then the flow ends and the message is handled as usual).
+            flow_state = flow_states.get(conversation.id)
+            if flow_state is not None and job.trigger == "message":
+                spec = await self._flow_version(
+                    session, flows, flow_state.flow_id, flow_state.version
+                )
+                if flow_state.expires_at <= now:
+                    item.flow_end = (flow_state.flow_id, "timed_out")
+                elif taken_over or spec is None:
+                    item.flow_end = (flow_state.flow_id, "taken_over" if taken_over else "gone")
+                else:
+                    content = message.content if message is not None else None
+                    reply_id = (
+                        content.get("id")
+                        if isinstance(content, dict) and isinstance(content.get("id"), str)
+                        else None
+                    )
+                    item.flow_spec = spec
+                    item.flow_turn = advance(
+                        spec, flow_state.step, flow_state.retries, text_in, reply_id, item.context
+                    )
+                    continue
             rules = await self.ruleset(session, inbox.id)
             language = (
                 await self._language(session, rules, text_in, candidates)
@@ -479,11 +596,21 @@ class AutomationWorker(BackgroundLoop):
                 for action in item.rule.actions:
                     if action["type"] == "quick_reply":
                         shortcuts.setdefault(inbox.id, set()).add(action["shortcut"])
+            # 2a. No rule, no question pending: a flow's keyword starts it.
+            elif (
+                job.trigger == "message"
+                and not pending_live
+                and not taken_over
+                and (spec := flows.triggered_by(facts.words)) is not None
+            ):
+                item.flow_spec, item.flow_new = spec, True
+                item.flow_turn = start(spec, item.context)
             # 2b. No rule, no question pending: the FAQ bot.
             inbox_settings = settings.get(inbox.id)
             if (
                 job.trigger == "message"
                 and item.rule is None
+                and item.flow_turn is None
                 and not pending_live
                 and not taken_over
                 and inbox_settings is not None
@@ -546,7 +673,7 @@ class AutomationWorker(BackgroundLoop):
             return
         try:
             index = await self.faq_index(session, item.inbox_id)
-            decision = decide(index, text_in, threshold)
+            decision = await asyncio.to_thread(decide, index, text_in, threshold)
         except Exception:
             # The message is stored and the rest of the job (rules, greeting) goes on; the
             # conversation simply waits for a person, as without the FAQ bot.
@@ -687,6 +814,21 @@ class AutomationWorker(BackgroundLoop):
                 integrations=specs,
                 quick_replies=item.quick_replies,
             )
+        if effects.start_flow is not None:
+            spec = item.flows.get(effects.start_flow)
+            if spec is None:
+                effects.notes.append(
+                    f"Automation rule “{item.rule.name if item.rule else ''}”: its flow no"
+                    " longer exists or is disabled; it was not started."
+                )
+            elif not item.taken_over:  # a rule answering after a hand-off starts no flow
+                item.flow_spec, item.flow_new = spec, True
+                item.flow_turn = start(spec, item.context)
+        if item.flow_turn is not None:
+            effects.sends.extend(item.flow_turn.sends)
+            if item.flow_turn.handoff_note:
+                effects.handoff_notes.append(item.flow_turn.handoff_note)
+            effects.trace.append(item.flow_turn.trace)
         if item.faq_reply:
             effects.sends.append(item.faq_reply)
         if item.faq_note:
@@ -716,12 +858,20 @@ class AutomationWorker(BackgroundLoop):
             outcome["trace"] = effects.trace
         if effects.integration_ms is not None:
             outcome["integration_ms"] = round(effects.integration_ms, 1)
+        if item.flow_turn is not None and item.flow_spec is not None:
+            outcome["flow"] = {
+                "flow_id": item.flow_spec.id,
+                "version": item.flow_spec.version,
+                "step": item.flow_turn.step,
+                "outcome": item.flow_turn.outcome,
+            }
         if item.faq is not None:
             best = item.faq.match
             outcome["faq"] = {
                 "decision": item.faq.kind,
                 "faq_id": best.entry.id if best else None,
                 "score": best.score if best else None,
+                "matcher": best.matcher if best else None,
             }
         result = cast(
             CursorResult[Any],
@@ -742,14 +892,17 @@ class AutomationWorker(BackgroundLoop):
             return
         sent: list[str] = []
         refused: list[str] = []
+        from_flow = {id(s) for s in item.flow_turn.sends} if item.flow_turn else set()
         for send in effects.sends:
-            buttons = send if isinstance(send, Buttons) else None
-            body = (send.text if isinstance(send, Buttons) else send).strip()[:4096]
+            interactive = send if isinstance(send, Buttons | ListMessage) else None
+            body = (send if isinstance(send, str) else send.text).strip()[:4096]
             if not body:
                 continue
             kind = (
-                "rule"
-                if buttons is not None
+                "flow"
+                if id(send) in from_flow
+                else "rule"
+                if interactive is not None
                 else "greeting"
                 if body == (item.greeting or "").strip()
                 else "away"
@@ -761,14 +914,22 @@ class AutomationWorker(BackgroundLoop):
             marker: dict[str, Any] = {"kind": kind, "rule_id": effects.rule_id}
             if kind == "faq":
                 marker = {"kind": "faq", "faq_id": item.faq_count_id}
+            elif kind == "flow" and item.flow_spec is not None:
+                marker = {
+                    "kind": "flow",
+                    "flow_id": item.flow_spec.id,
+                    "version": item.flow_spec.version,
+                }
             request = (
                 SendRequest(type="text", text=body, content={"automation": marker})
-                if buttons is None
+                if interactive is None
                 else SendRequest(
                     type="interactive",
                     text=body[:1024],
                     content={
-                        "interactive": Buttons(body, buttons.titles).interactive(effects.rule_id),
+                        "interactive": dataclasses.replace(interactive, text=body).interactive(
+                            effects.rule_id
+                        ),
                         "automation": marker,
                     },
                 )
@@ -839,6 +1000,7 @@ class AutomationWorker(BackgroundLoop):
                 {"conversation_id": conversation.id, "inbox_id": conversation.inbox_id},
             )
         await self._update_state(session, item, effects, sent, now)
+        await self._apply_flow(session, item, now)
         if item.faq_count_id is not None:
             await do_count_faq(
                 session,
@@ -861,6 +1023,59 @@ class AutomationWorker(BackgroundLoop):
                     handed_off=AutomationRule.handed_off + (1 if effects.handed_off else 0),
                     last_matched_at=now,
                 )
+            )
+
+    async def _apply_flow(self, session: AsyncSession, item: Prepared, now: Any) -> None:
+        """Move the conversation's flow state along and count the flow's outcomes."""
+        if item.flow_end is not None:
+            flow_id, reason = item.flow_end
+            ended = await session.execute(
+                delete(FlowState).where(
+                    FlowState.conversation_id == item.conversation_id, FlowState.flow_id == flow_id
+                )
+            )
+            # (the sweep may have ended and counted it first: rowcount 0)
+            if reason == "timed_out" and cast(CursorResult[Any], ended).rowcount == 1:
+                await session.execute(
+                    update(Flow).where(Flow.id == flow_id).values(timed_out=Flow.timed_out + 1)
+                )
+        turn, spec = item.flow_turn, item.flow_spec
+        if turn is None or spec is None:
+            return
+        counters: dict[str, Any] = {}
+        if item.flow_new:
+            counters["started"] = Flow.started + 1
+        if turn.outcome == "completed":
+            counters["completed"] = Flow.completed + 1
+        elif turn.outcome == "handed_off":
+            counters["handed_off"] = Flow.handed_off + 1
+        if counters:
+            await session.execute(update(Flow).where(Flow.id == spec.id).values(**counters))
+        expires = now + timedelta(minutes=spec.timeout_minutes)
+        if turn.step is None or item.flow_new:
+            await session.execute(
+                delete(FlowState).where(FlowState.conversation_id == item.conversation_id)
+            )
+        if turn.step is None:
+            return
+        if item.flow_new:
+            session.add(
+                FlowState(
+                    conversation_id=item.conversation_id,
+                    flow_id=spec.id,
+                    version=spec.version,
+                    step=turn.step,
+                    retries=0,
+                    started_at=now,
+                    updated_at=now,
+                    expires_at=expires,
+                )
+            )
+        else:
+            await session.execute(
+                update(FlowState)
+                .where(FlowState.conversation_id == item.conversation_id)
+                .values(step=turn.step, retries=turn.retries, updated_at=now, expires_at=expires)
             )
 
     async def _assign_team(

@@ -24,14 +24,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.accounts.models import InboxMember, User
-from wadesk.audit.actions import Actor, lock_chain
-from wadesk.audit.chain import GENESIS, normalise_details, row_hash
-from wadesk.audit.models import AuditEvent
-from wadesk.config import get_settings
+from wadesk.audit.actions import Actor, record_many
 from wadesk.contacts.models import Contact
 from wadesk.conversations.models import Conversation, Message
 from wadesk.db import insert_for, queue_event, utcnow
@@ -66,6 +63,8 @@ SYSTEM = Actor.system("routing")
 BUSY = "wadesk_routing_busy"
 QUEUE_PAGE = 500
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# pg_advisory_xact_lock key serialising routing's changes (see lock_routing).
+ROUTING_LOCK = int.from_bytes(b"wdroute!", "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 class RoutingError(ValueError):
@@ -124,50 +123,12 @@ async def inbox_settings(session: AsyncSession, inbox_id: int) -> InboxRouting:
     return await session.get(InboxRouting, inbox_id) or default_inbox_settings(inbox_id)
 
 
-async def record_many(
-    session: AsyncSession,
-    actor: Actor,
-    items: list[tuple[str, str | None, int | str | None, dict[str, Any] | None]],
-) -> None:
-    """Audit rows for many changes at once: the same chain as ``audit.actions.record``
-    (tail read once under the chain lock, hashes chained in order, one flush)."""
-    if not items:
-        return
-    await lock_chain(session)
-    previous = (
-        await session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-        or GENESIS
-    )
-    key = get_settings().resolved_secret_key()
-    for action, target_type, target_id, details in items:
-        event = AuditEvent(
-            created_at=utcnow(),
-            actor_type=actor.type,
-            actor_id=actor.id,
-            action=action,
-            target_type=target_type,
-            target_id=None if target_id is None else str(target_id),
-            ip=actor.ip,
-            user_agent=actor.user_agent,
-            details=normalise_details(details),
-            prev_hash=previous,
-        )
-        event.hash = row_hash(
-            key,
-            prev_hash=event.prev_hash,
-            created_at=event.created_at,
-            actor_type=event.actor_type,
-            actor_id=event.actor_id,
-            action=event.action,
-            target_type=event.target_type,
-            target_id=event.target_id,
-            ip=event.ip,
-            user_agent=event.user_agent,
-            details=event.details,
-        )
-        previous = event.hash
-        session.add(event)
-    await session.flush()
+async def lock_routing(session: AsyncSession) -> None:
+    """Serialise routing's changes (drains, availability, capacities, hand assignments) until
+    this transaction ends. A drain locks every online agent's row; a change to one agent that
+    then drains would otherwise lock in the other order and deadlock with it."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROUTING_LOCK})
 
 
 # ------------------------------------------------------------------ the queue
@@ -349,7 +310,7 @@ async def drain(session: AsyncSession, *, reason: str = "slot_freed") -> list[As
         )
     ) is None:
         return []
-    await lock_chain(session)
+    await lock_routing(session)
     pool = await _lock_pool(session)
     if pool is None:
         return []
@@ -838,7 +799,7 @@ async def do_set_availability(
         raise RoutingError(
             "invalid_availability", f"availability is one of {', '.join(AVAILABILITY)}"
         )
-    await lock_chain(session)
+    await lock_routing(session)
     state = await _state(session, user_id)
     now = utcnow()
     before = state.availability
@@ -971,7 +932,7 @@ async def do_update_agent(
     languages: list[str] | None = None,
 ) -> AgentState:
     """capacity: a personal override; clear_capacity: back to the inbox's or the default."""
-    await lock_chain(session)
+    await lock_routing(session)
     state = await _state(session, user_id)
     details: dict[str, Any] = {}
     raised = False
@@ -1010,7 +971,7 @@ async def do_update_inbox_settings(
             "invalid_offline_behaviour",
             f"offline_behaviour is one of {', '.join(OFFLINE_BEHAVIOURS)}",
         )
-    await lock_chain(session)
+    await lock_routing(session)
     row = await session.get(InboxRouting, inbox_id)
     if row is None:
         row = default_inbox_settings(inbox_id)
@@ -1039,7 +1000,7 @@ async def do_update_config(
         if bad:
             raise RoutingError("invalid_language", f"unknown language code(s): {', '.join(bad)}")
         values = {**values, "languages": clean}
-    await lock_chain(session)
+    await lock_routing(session)
     row = await session.get(RoutingConfig, 1)
     if row is None:
         row = default_config()
@@ -1072,7 +1033,7 @@ async def do_reassign(
 
     if conversation.status == "resolved":
         raise RoutingError("conversation_resolved", "This conversation is resolved.", 409)
-    await lock_chain(session)
+    await lock_routing(session)
     if user_id is not None:
         user = await session.get(User, user_id)
         if user is None or not user.is_active:

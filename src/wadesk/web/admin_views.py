@@ -32,6 +32,7 @@ from wadesk.accounts.models import MFA_POLICIES, ROLES, ApiToken, User, UserSess
 from wadesk.accounts.queries import inbox_ids_of, list_users, live_sessions, tokens_of
 from wadesk.audit.actions import record
 from wadesk.audit.api import csv_response, team_scope
+from wadesk.audit.chainer import chain_pending
 from wadesk.audit.models import AuditEvent
 from wadesk.audit.queries import AuditFilter, actor_names, list_events, verify_chain
 from wadesk.db import utcnow
@@ -466,5 +467,7 @@ async def audit_csv(
 async def audit_verify(
     request: Request, session: SessionDep, runtime: RuntimeDep, auth: Auditor
 ) -> Response:
-    result = await verify_chain(session, runtime.settings.resolved_secret_key())
+    key = runtime.settings.resolved_secret_key()
+    await chain_pending(runtime.db, key)
+    result = await verify_chain(session, key)
     return render(request, "admin/audit_verify.html", {"result": result}, auth=auth)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.accounts.access import Principal
 from wadesk.accounts.models import InboxMember, User
+from wadesk.automation.queries import FlowPosition, flow_position
 from wadesk.contacts.models import Contact, ContactIdentity
 from wadesk.conversations.actions import _resolve_handles, mentioned_handles, users_who_see_inbox
 from wadesk.conversations.models import (
@@ -382,6 +383,7 @@ class ContactPanel:
     contact: Contact | None
     identities: list[ContactIdentity]
     earlier: list[Conversation]
+    flow: FlowPosition | None = None  # the guided flow the customer is in
 
 
 async def contact_panel(
@@ -411,7 +413,12 @@ async def contact_panel(
             )
         ).all()
     )
-    return ContactPanel(contact=contact, identities=identities, earlier=earlier)
+    return ContactPanel(
+        contact=contact,
+        identities=identities,
+        earlier=earlier,
+        flow=await flow_position(session, conversation.id),
+    )
 
 
 async def assignable_people(session: AsyncSession, inbox_id: int) -> list[User]:
