@@ -58,6 +58,25 @@ async def test_database_down_means_503_so_meta_retries(settings):
     assert webhook.json()["error"]["code"] == "unavailable"
 
 
+@pytest.mark.parametrize(
+    ("sqlstate", "unavailable"),
+    [("57P03", True), ("57P01", True), ("08006", True), ("23505", False), (None, False)],
+)
+def test_a_database_shutting_down_is_unavailable_not_a_bug(sqlstate, unavailable):
+    """asyncpg raises its own CannotConnectNowError (57P03, "the database system is shutting
+    down") while connecting, unwrapped by SQLAlchemy: the webhook must answer 503, not 500."""
+    from wadesk.errors import backend_unavailable
+
+    class DriverError(Exception):
+        pass
+
+    error = DriverError("the database system is shutting down")
+    error.sqlstate = sqlstate  # type: ignore[attr-defined]
+    assert backend_unavailable(error) is unavailable
+    assert backend_unavailable(ConnectionRefusedError()) is True
+    assert backend_unavailable(ValueError("bad input")) is False
+
+
 @pytest.fixture
 def debug_logs(settings):
     settings.log_level = "DEBUG"

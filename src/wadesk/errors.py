@@ -74,7 +74,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
         if _is_data_error(exc):
             return await _out_of_range(request, exc)
-        if exc.connection_invalidated or "connect" in str(exc.orig).lower():
+        if database_unavailable(exc):
             log.warning("database.unavailable", error=type(exc.orig).__name__)
             return JSONResponse(
                 error_body("unavailable", "The database is unavailable; try again."),
@@ -101,9 +101,36 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
 
+def _sqlstate(exc: DBAPIError) -> str:
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(exc.orig, "sqlstate", None)
+    return sqlstate if isinstance(sqlstate, str) else ""
+
+
+def database_unavailable(exc: DBAPIError) -> bool:
+    """The database is away (connection lost or refused, shutting down, restarting): the
+    request may be retried, so the answer is 503, not 500. SQLSTATE classes 08 (connection
+    exception) and 57 (operator intervention: "the database system is shutting down")."""
+    return (
+        exc.connection_invalidated
+        or _sqlstate(exc)[:2] in ("08", "57")
+        or "connect" in str(exc.orig).lower()
+    )
+
+
+def backend_unavailable(exc: BaseException) -> bool:
+    """A failure that says "try again later" rather than "this request is wrong": the database
+    away (also asyncpg's own errors raised while connecting, such as "the database system is
+    shutting down", which SQLAlchemy does not wrap), the pool exhausted, a socket refused."""
+    if isinstance(exc, DBAPIError):
+        return database_unavailable(exc)
+    if isinstance(exc, PoolTimeout | OSError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in ("08", "57")
+
+
 def _is_data_error(exc: DBAPIError) -> bool:
     """PostgreSQL's "data exception" class (SQLSTATE 22...), also raised by asyncpg before
     sending when a parameter does not fit its column (an id past 64 bits)."""
-    cause = exc.orig.__cause__ if exc.orig is not None else None
-    sqlstate = getattr(cause, "sqlstate", None) or getattr(exc.orig, "sqlstate", None)
-    return isinstance(sqlstate, str) and sqlstate.startswith("22")
+    return _sqlstate(exc).startswith("22")

@@ -26,6 +26,7 @@ from tests.helpers import auth, create_user
 from tests.web.client import csrf_of, sign_in
 from wadesk.audit.actions import Actor
 from wadesk.audit.models import AuditEvent
+from wadesk.automation import semantic
 from wadesk.automation.actions import do_create_faq, do_create_rule, do_set_inbox_automation
 from wadesk.automation.faq import (
     best_matches,
@@ -197,7 +198,9 @@ async def test_a_close_question_is_answered_through_the_outbox_to_the_phone(live
     assert (await wait_received(live, 2))[1] == DELIVERY["answer"]
 
 
-async def test_a_near_miss_goes_to_a_person_with_a_note_and_no_reply(live):
+async def test_a_near_miss_goes_to_a_person_with_a_note_and_no_reply(live, monkeypatch):
+    # rapidfuzz's near miss: the semantic matcher, when installed, scores this typo 100.
+    monkeypatch.setattr(semantic, "_state", {"embedder": None})
     await faq_inbox(live, threshold=98)
     await customer_says(live, "what are ur oppening hours?")
     await settle_jobs(live)

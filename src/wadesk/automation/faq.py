@@ -23,9 +23,12 @@ from the customer's message containing the question, not the other way round.
 Punctuation and symbols (Unicode categories P* and S*) are removed, but not combining marks:
 Devanagari vowel signs are marks, and dropping them would merge different Hindi words.
 
-No semantic (embeddings) matcher is built in yet: no embeddings package is installed here and
-a model cannot be downloaded at run time on the machines this runs on; ``best_matches`` is
-the one place a second scorer would join in.
+Semantic matching (optional, ``automation/semantic.py``): when the ``semantic`` extra is
+installed the worker compiles the index with an embedder; every phrasing then also gets a
+semantic score (cosine similarity of sentence embeddings, scaled to 0-100) and a phrasing's
+score is the higher of the two, so "when do you open tomorrow" finds "What are your opening
+hours?" though few words are shared. ``FaqMatch.matcher`` says which scorer gave the score
+(a tie goes to ``fuzzy``). Without an embedder everything here is rapidfuzz only.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 
 from rapidfuzz import fuzz
 
+from wadesk.automation.semantic import Embedder
 from wadesk.automation.text import normalise
 
 # How far below the threshold a best match still says "probably this, ask a person".
@@ -96,6 +100,8 @@ class FaqIndex:
     entries: list[CompiledFaq] = field(default_factory=list)
     phrasings: list[str] = field(default_factory=list)
     owners: list[int] = field(default_factory=list)  # phrasing -> index in entries
+    embedder: Embedder | None = None  # the semantic matcher, when installed
+    vectors: Any = None  # the phrasings' embeddings (numpy rows), with an embedder
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -106,11 +112,15 @@ class FaqMatch:
     entry: CompiledFaq
     score: float  # 0-100
     phrasing: str  # the cleaned phrasing that scored best
+    matcher: str = "fuzzy"  # which scorer gave ``score``: fuzzy | semantic
 
 
-def compile_faq(rows: Iterable[Any]) -> FaqIndex:
-    """Enabled entries, an inbox's own before the shared ones (a tie goes to the inbox's)."""
-    index = FaqIndex()
+def compile_faq(rows: Iterable[Any], embedder: Embedder | None = None) -> FaqIndex:
+    """Enabled entries, an inbox's own before the shared ones (a tie goes to the inbox's);
+    with an embedder, each phrasing's embedding too (of its text as written: the model
+    reads case and accents)."""
+    index = FaqIndex(embedder=embedder)
+    written: list[str] = []
     ordered = sorted(rows, key=lambda r: (r.inbox_id is None, r.id))
     for row in ordered:
         if not row.enabled:
@@ -125,6 +135,9 @@ def compile_faq(rows: Iterable[Any]) -> FaqIndex:
                 seen.add(cleaned)
                 index.phrasings.append(cleaned)
                 index.owners.append(position)
+                written.append(str(phrasing).strip())
+    if embedder is not None:
+        index.vectors = embedder.phrasings(written)
     return index
 
 
@@ -145,15 +158,21 @@ def best_matches(index: FaqIndex, text: str, limit: int = 3) -> list[FaqMatch]:
     query = clean(text)
     if not query or not index.phrasings:
         return []
-    best: dict[int, tuple[float, str]] = {}
-    for phrasing, owner in zip(index.phrasings, index.owners, strict=True):
-        value = score(query, phrasing)
+    semantic = (
+        index.embedder.scores(index.vectors, text.strip())
+        if index.embedder is not None
+        else [0.0] * len(index.phrasings)
+    )
+    best: dict[int, tuple[float, str, str]] = {}
+    for phrasing, owner, meaning in zip(index.phrasings, index.owners, semantic, strict=True):
+        fuzzy = score(query, phrasing)
+        value, matcher = (meaning, "semantic") if meaning > fuzzy else (fuzzy, "fuzzy")
         if owner not in best or value > best[owner][0]:
-            best[owner] = (value, phrasing)
+            best[owner] = (value, phrasing, matcher)
     ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
     return [
-        FaqMatch(index.entries[owner], round(value, 1), phrasing)
-        for owner, (value, phrasing) in ranked
+        FaqMatch(index.entries[owner], round(value, 1), phrasing, matcher)
+        for owner, (value, phrasing, matcher) in ranked
     ]
 
 

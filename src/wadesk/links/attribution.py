@@ -74,6 +74,8 @@ async def attribute_new_conversations(
     contacts' first/last source. Returns how many conversations were attributed."""
     if not items:
         return 0
+    if not any(referral for *_, referral in items) and not await _any_link(session, inbox_id):
+        return 0  # nothing could match: spare a burst of new customers the work below
     by_conversation: dict[int, list[InboundItem]] = {}
     for item in items:
         by_conversation.setdefault(item[0], []).append(item)
@@ -111,6 +113,13 @@ async def attribute_new_conversations(
         return 0
     await _write(session, inbox_id, new, by_conversation, matches)
     return len(matches)
+
+
+async def _any_link(session: AsyncSession, inbox_id: int) -> bool:
+    found = await session.scalar(
+        select(Link.id).where(or_(Link.inbox_id.is_(None), Link.inbox_id == inbox_id)).limit(1)
+    )
+    return found is not None
 
 
 async def _new_conversations(

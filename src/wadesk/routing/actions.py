@@ -1158,12 +1158,17 @@ async def reevaluate_contact(session: AsyncSession, contact_id: int) -> int:
 
 
 async def sweep_contacts(session: AsyncSession, since: datetime) -> int:
-    """Contacts changed since ``since`` that have unresolved conversations: re-evaluated."""
+    """Contacts changed since ``since`` that have unresolved conversations: re-evaluated.
+
+    A contact created by ingest (``updated_at == created_at``) is skipped: its conversation was
+    evaluated when it opened, and in a burst of new customers re-reading each one cost a
+    sixth of the processing."""
     ids = (
         await session.scalars(
             select(Contact.id)
             .where(
                 Contact.updated_at > since,
+                Contact.updated_at > Contact.created_at,
                 exists().where(
                     Conversation.contact_id == Contact.id, Conversation.status != "resolved"
                 ),

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import orjson
 import structlog
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wadesk.channels.whatsapp.signature import matching_secret
-from wadesk.errors import ApiError, error_body
+from wadesk.errors import ApiError, backend_unavailable, error_body
 from wadesk.inboxes.registry import InboxCredentials
 from wadesk.metrics import DELIVERIES_RECEIVED, DELIVERIES_REJECTED
 from wadesk.runtime import Runtime
@@ -55,10 +53,8 @@ class WhatsAppDeliveries:
         except ApiError as exc:
             await _send(send, exc.status, error_body(exc.code, exc.message))
             return
-        except (DBAPIError, PoolTimeout, OSError) as exc:
-            if isinstance(exc, DBAPIError) and not (
-                exc.connection_invalidated or "connect" in str(exc.orig).lower()
-            ):
+        except Exception as exc:
+            if not backend_unavailable(exc):
                 raise
             # Meta retries a delivery that did not get a 200: nothing is lost.
             log.warning("webhook.unavailable", error=type(exc).__name__)
