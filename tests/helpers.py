@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -163,3 +165,21 @@ async def settle(live: Any) -> None:
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def run_wadesk(live: Any, *args: str, ok: bool = True) -> tuple[int, str, str]:
+    """The `wadesk` command in a subprocess on the test database (wide enough for tables);
+    with ``ok``, it must exit 0. Returns the exit code, standard output and error."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "wadesk",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "WADESK_BASE_URL": live.base_url, "COLUMNS": "200"},
+    )
+    out, err = await process.communicate()
+    if ok:
+        assert process.returncode == 0, err.decode()
+    return process.returncode or 0, out.decode(), err.decode()

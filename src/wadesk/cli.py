@@ -23,6 +23,7 @@ from wadesk.accounts.actions import (
 )
 from wadesk.accounts.models import User
 from wadesk.audit.actions import Actor
+from wadesk.automation.commands import automation_app
 from wadesk.config import Settings, get_settings
 from wadesk.db import Database
 from wadesk.links.commands import links_app
@@ -46,6 +47,7 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 app.add_typer(links_app, name="links")
+app.add_typer(automation_app, name="automation")
 
 console = Console()
 err = Console(stderr=True)
@@ -256,11 +258,13 @@ def user_reset_mfa(email: Annotated[str, typer.Option()]) -> None:
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the audit hash chain; exit 1 and name the first broken row if it was tampered."""
+    from wadesk.audit.chainer import chain_pending
     from wadesk.audit.queries import verify_chain
 
     key = get_settings().resolved_secret_key()
 
     async def work(db: Database) -> Any:
+        await chain_pending(db, key)
         async with db.session() as session:
             return await verify_chain(session, key)
 

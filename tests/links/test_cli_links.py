@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import select
 
+from tests.helpers import run_wadesk as wadesk
 from wadesk.audit.models import AuditEvent
-
-
-async def wadesk(live, *args: str, ok: bool = True) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "wadesk",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "WADESK_BASE_URL": live.base_url, "COLUMNS": "200"},
-    )
-    out, err = await process.communicate()
-    if ok:
-        assert process.returncode == 0, err.decode()
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def test_create_list_and_qr_from_the_command_line(live, tmp_path: Path):

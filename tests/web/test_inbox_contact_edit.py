@@ -283,7 +283,7 @@ async def test_the_contact_form_needs_the_csrf_token(live):
     await agent.aclose()
 
 
-async def test_the_api_patch_still_merges_and_the_action_removes_keys(live):
+async def test_the_api_patch_merges_null_removes_and_the_action_removes_keys(live):
     inbox = await create_inbox(live)
     _, token = await create_user(live, email="boss@example.com")
     _cid, contact_id = await _conversation(live, inbox)
@@ -294,7 +294,7 @@ async def test_the_api_patch_still_merges_and_the_action_removes_keys(live):
         headers=auth(token),
     )
     assert patched.status_code == 200
-    assert patched.json()["attributes"] == {"a": 1, "b": None, "c": "x"}
+    assert patched.json()["attributes"] == {"a": 1, "c": "x"}
 
     from wadesk.contacts.actions import do_update_contact
 
@@ -303,7 +303,7 @@ async def test_the_api_patch_still_merges_and_the_action_removes_keys(live):
         await do_update_contact(
             session, actor=SYSTEM, contact=contact, changes={}, remove_attributes=["a", "zz"]
         )
-    assert (await _contact(live, contact_id)).attributes == {"b": None, "c": "x"}
+    assert (await _contact(live, contact_id)).attributes == {"c": "x"}
 
 
 async def test_mentionable_lists_people_who_see_the_inbox_with_their_handle(live):

@@ -161,7 +161,8 @@ async def do_update_contact(
     """Change a contact's fields; ``changes["attributes"]`` is merged into the attributes.
 
     ``remove_attributes`` names keys to delete (a key both removed and set ends up set): an
-    explicit list, because a ``null`` value in the API's PATCH is stored as ``null``. The audit
+    explicit list, so that a caller may still store a ``null`` value (the API's PATCH turns its
+    merge patch's ``null`` values into this list). The audit
     row keeps the touched fields before and after the change. ``inbox_id``: the inbox the change
     was made from (the inbox's contact panel), so that inbox's agents get the live event; a
     contact belongs to no inbox, and an event without one reaches only people who see them all.

@@ -100,12 +100,21 @@ async def update(
     contact = await get_contact(session, principal, contact_id)
     if contact is None:
         raise ApiError(404, "not_found", "No such contact.")
+    changes = body.model_dump(exclude_unset=True)
+    patch = changes.pop("attributes", None)
+    remove: list[str] = []
+    if patch is not None:
+        # JSON merge patch (RFC 7396) one level deep: null removes a key, any other value
+        # sets or replaces it, keys not named are left alone.
+        remove = [key for key, value in patch.items() if value is None]
+        changes["attributes"] = {k: v for k, v in patch.items() if v is not None}
     try:
         await do_update_contact(
             session,
             actor=principal.actor,
             contact=contact,
-            changes=body.model_dump(exclude_unset=True),
+            changes=changes,
+            remove_attributes=remove,
         )
     except InvalidPhone as exc:
         raise ApiError(422, "invalid_phone", str(exc)) from exc

@@ -58,6 +58,13 @@ class ContactUpdate(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     phone: str | None = Field(default=None, max_length=40)
     email: EmailStr | None = None
+    # The example lives in the description: FastAPI drops null values from OpenAPI examples.
     attributes: dict[str, Any] | None = Field(
-        default=None, description="Merged into the existing attributes."
+        default=None,
+        description=(
+            "A JSON merge patch (RFC 7396) of the attributes, one level deep: a key set to null "
+            "is removed, any other value sets or replaces the key (objects are replaced whole, "
+            "not merged), keys not named are left as they are. Example: "
+            '`{"plan": "gold", "tier": null}` sets `plan` and removes `tier`.'
+        ),
     )
