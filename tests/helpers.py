@@ -161,6 +161,16 @@ async def settle(live: Any) -> None:
         return pending == 0
 
     await eventually(nothing_pending)
+    await logged_events(live)
+
+
+async def logged_events(live: Any) -> None:
+    """PostgreSQL: move committed events into the log now (the runtime's sequencer does so
+    within moments); SQLite writes them there in their own transaction."""
+    from wadesk.realtime.sequencer import sequence_pending
+
+    if not live.runtime.db.is_sqlite:
+        await sequence_pending(live.runtime.db)
 
 
 def auth(token: str) -> dict[str, str]:

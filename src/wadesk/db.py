@@ -4,10 +4,13 @@ SQLite (embedded default) and PostgreSQL are both first-class. On SQLite every t
 starts with ``BEGIN IMMEDIATE`` and the in-process pool holds one connection, so writers queue
 in asyncio instead of failing with "database is locked".
 
-Events queued with ``queue_event`` are written to the event log (table ``events``) in the same
-transaction, right before its commit, with ids taken from the one-row ``event_sequence``
-counter: the counter's row lock makes ids visible in commit order (docs/decisions/0030).
-After the commit they go to the registered hooks (runtime: bus, Redis, wake-ups).
+Events queued with ``queue_event`` are written in the same transaction, right before its commit.
+On SQLite (one writer at a time) they go straight to the event log (table ``events``) with ids
+from the one-row ``event_sequence`` counter. On PostgreSQL they go to ``events_staged`` and the
+sequencer (``realtime/sequencer.py``) moves committed ones into the log a moment later, giving
+ids in one short transaction per round: writers do not queue behind the counter's row lock
+(docs/decisions/0030, 0031). After the commit they go to the registered hooks (runtime: bus,
+Redis, wake-ups); on PostgreSQL without their ids, which the log gives them later.
 """
 
 from __future__ import annotations
@@ -144,7 +147,7 @@ class Database:
             return  # a savepoint released: the events wait for the real commit
         events = session.info.pop("wadesk_events", None)
         if events:
-            if any(not isinstance(e, Event) or e.id is None for e in events):
+            if any(not isinstance(e, Event) for e in events):
                 # Queued during the commit's own final flush: too late for the log.
                 log.warning("events.unlogged", kinds=sorted({e[0] for e in events}))
                 events = [e if isinstance(e, Event) else Event(e[0], e[1]) for e in events]
@@ -219,6 +222,9 @@ def _write_events(session: Session) -> None:
         return
     session.flush()  # the transaction's own writes first: hold the counter lock the least
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        _stage_events(connection, events)
+        return
     n = len(events)
     last = connection.execute(_NEXT_IDS, {"n": n}).scalar()
     if last is None:  # the row is missing (tables emptied, a partial restore): recreate it
@@ -247,6 +253,35 @@ def _write_events(session: Session) -> None:
         )
     connection.execute(_events_table().insert(), rows)
     events[:] = stored
+
+
+def _stage_events(connection: Any, events: list[Any]) -> None:
+    """PostgreSQL: the events wait in ``events_staged`` (no lock taken) for the sequencer."""
+    now = utcnow()
+    stored: list[Event] = []
+    rows: list[dict[str, Any]] = []
+    for kind, payload in events:
+        clean: dict[str, Any] = orjson.loads(
+            orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS)
+        )
+        stored.append(Event(kind, clean))
+        rows.append(
+            {
+                "kind": kind,
+                "inbox_id": _int_or_none(clean.get("inbox_id")),
+                "conversation_id": _int_or_none(clean.get("conversation_id")),
+                "payload": clean,
+                "created_at": now,
+            }
+        )
+    connection.execute(_staged_table().insert(), rows)
+    events[:] = stored
+
+
+def _staged_table() -> Any:
+    from wadesk.realtime.models import StagedEvent
+
+    return StagedEvent.__table__
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -39,7 +39,7 @@ from wadesk.ingest.models import WebhookDelivery
 from wadesk.links.models import Link, LinkAttribution, LinkClickDay, LinkClickVisitor
 from wadesk.media.models import Upload
 from wadesk.outbox.models import OutboxItem
-from wadesk.realtime.models import EventRecord, EventSequence
+from wadesk.realtime.models import EventRecord, EventSequence, StagedEvent
 from wadesk.routing.models import (
     AgentState,
     ConversationRouting,
@@ -92,6 +92,7 @@ __all__ = [
     "RoutingConfig",
     "RoutingRule",
     "SecurityPolicy",
+    "StagedEvent",
     "Team",
     "TeamMember",
     "Upload",

@@ -25,6 +25,7 @@ from wadesk.realtime.bus import Event, bus
 from wadesk.realtime.feed import EventFeed
 from wadesk.realtime.redis_bridge import RedisBridge
 from wadesk.realtime.retention import EventRetention
+from wadesk.realtime.sequencer import EventSequencer
 from wadesk.routing.sweeper import RoutingSweeper
 
 log = structlog.get_logger(__name__)
@@ -66,6 +67,8 @@ class Runtime:
         self.event_retention = EventRetention(
             self.db, retention_hours=settings.event_retention_hours
         )
+        # PostgreSQL: gives committed events their ids in the log (one process at a time).
+        self.sequencer = EventSequencer(self.db, on_sequenced=self._on_sequenced)
         self.routing = RoutingSweeper(self.db, settings)  # presence, first responses, queue
         # Conversations waiting too long for a reply -> "waiting" automation jobs (one process).
         self.waiting = WaitingSweeper(self.db, settings)
@@ -78,8 +81,17 @@ class Runtime:
         if self.bridge is not None:
             self.bridge.publish(events)
 
+    def _on_sequenced(self) -> None:
+        """New events are in the log: this process's feed reads them, and (an empty publish)
+        so do the other processes' feeds."""
+        self.events.wake()
+        if self.bridge is not None:
+            self.bridge.publish([])
+
     def _dispatch(self, events: list[Event]) -> None:
         """React to committed events, this process's own or (through Redis) another's."""
+        if events and not self.db.is_sqlite:
+            self.sequencer.wake()
         for kind, _payload in events:
             if kind == "outbox.queued":
                 self.outbox.wake()
@@ -115,6 +127,7 @@ class Runtime:
         self.spawn("automation-waiting", self.waiting.run_forever())
         if not self.db.is_sqlite:
             self.spawn("audit-chainer", self.audit_chainer.run_forever())
+            self.spawn("event-sequencer", self.sequencer.run_forever())
         log.info("runtime.started", workers=self.run_workers)
 
     async def stop(self) -> None:

@@ -51,7 +51,11 @@ async def _rules(live, inbox_id: int) -> list[AutomationRule]:
 async def _audit(live, action: str) -> list[AuditEvent]:
     async with live.runtime.db.session() as session:
         return list(
-            (await session.scalars(select(AuditEvent).where(AuditEvent.action == action))).all()
+            (
+                await session.scalars(
+                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+                )
+            ).all()
         )
 
 

@@ -392,7 +392,9 @@ async def test_api_creates_validates_tests_reviews_audits_and_applies_at_once(li
     async with live.runtime.db.session() as session:
         actions = (
             await session.scalars(
-                select(AuditEvent.action).where(AuditEvent.target_type == "faq_entry")
+                select(AuditEvent.action)
+                .where(AuditEvent.target_type == "faq_entry")
+                .order_by(AuditEvent.id)
             )
         ).all()
     assert actions == ["faq.create", "faq.update", "faq.review", "faq.update", "faq.delete"]

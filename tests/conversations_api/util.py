@@ -7,7 +7,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tests.helpers import create_inbox, create_user, envelope, post_signed, settle, text_message
+from tests.helpers import (
+    create_inbox,
+    create_user,
+    envelope,
+    logged_events,
+    post_signed,
+    settle,
+    text_message,
+)
 from wadesk.audit.models import AuditEvent
 from wadesk.realtime.models import EventRecord
 
@@ -65,6 +73,7 @@ async def world(live: Any, *, customers: int = 2) -> dict[str, Any]:
 
 
 async def events(live: Any, kind: str) -> list[dict[str, Any]]:
+    await logged_events(live)
     async with live.runtime.db.session() as session:
         rows = await session.scalars(
             select(EventRecord).where(EventRecord.kind == kind).order_by(EventRecord.id)

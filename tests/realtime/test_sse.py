@@ -9,7 +9,15 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from tests.helpers import auth, create_inbox, create_user, envelope, post_signed, text_message
+from tests.helpers import (
+    auth,
+    create_inbox,
+    create_user,
+    envelope,
+    logged_events,
+    post_signed,
+    text_message,
+)
 from tests.realtime.conftest import serving
 from tests.realtime.sse import sse
 from wadesk.db import queue_event, utcnow
@@ -17,6 +25,7 @@ from wadesk.realtime.api import INTERNAL_KINDS, MAX_BEHIND
 from wadesk.realtime.models import EventRecord
 from wadesk.realtime.queries import current_event_id, events_after
 from wadesk.realtime.retention import EventRetention
+from wadesk.realtime.sequencer import sequence_pending
 
 SECOND_NUMBER = "106540352242999"
 
@@ -39,11 +48,15 @@ async def customer_writes(live, inbox, n: int, start: int = 0, wa_id: str = "551
 
 
 async def logged(live, after: int = 0) -> list:
+    await logged_events(live)
     async with live.runtime.db.session() as session:
         return await events_after(session, after, 100_000)
 
 
 async def now_id(live) -> int:
+    """The log's end, once what was committed is in it (PostgreSQL: sequenced)."""
+    if not live.runtime.db.is_sqlite:
+        await sequence_pending(live.runtime.db)
     async with live.runtime.db.session() as session:
         return await current_event_id(session)
 

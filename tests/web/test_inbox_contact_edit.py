@@ -10,6 +10,7 @@ from tests.helpers import (
     create_inbox,
     create_user,
     envelope,
+    logged_events,
     post_signed,
     settle,
     text_message,
@@ -133,6 +134,7 @@ async def test_an_agent_edits_name_email_and_attributes_from_the_panel(live):
     assert details["after"]["attributes"]["monthly_spend"] == 1250.5
     assert audit[0].actor_type == "user"
     # The live event names the inbox, so its agents' panels follow (not only admins').
+    await logged_events(live)
     async with live.runtime.db.session() as session:
         event = await session.scalar(
             select(EventRecord)

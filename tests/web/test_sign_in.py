@@ -76,7 +76,9 @@ async def test_wrong_password_and_unknown_account_get_the_same_generic_answer(li
     async with live.runtime.db.session() as session:
         details = (
             await session.scalars(
-                select(AuditEvent.details).where(AuditEvent.action == "auth.sign_in_failed")
+                select(AuditEvent.details)
+                .where(AuditEvent.action == "auth.sign_in_failed")
+                .order_by(AuditEvent.id)
             )
         ).all()
     assert [d["reason"] for d in details] == ["bad_password", "unknown_account"]

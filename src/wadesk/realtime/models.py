@@ -1,8 +1,9 @@
 """The event log: every committed event, with an id that becomes visible in commit order.
 
-Ids come from the one-row ``event_sequence`` counter, taken right before the commit of the
-transaction that produced the events (see ``wadesk.db``), so they are gap-free and a reader
-tailing ``id > last`` can never pass an id that commits later (docs/decisions/0030).
+Ids come from the one-row ``event_sequence`` counter, so they are gap-free and a reader tailing
+``id > last`` can never pass an id that commits later (docs/decisions/0030). On SQLite the
+producing transaction takes them right before its commit; on PostgreSQL it stages its events
+and the sequencer, the log's only writer there, gives them ids after that commit (0031).
 """
 
 from __future__ import annotations
@@ -37,3 +38,17 @@ class EventSequence(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StagedEvent(Base):
+    """PostgreSQL: events of committed (or committing) transactions waiting for the sequencer,
+    which moves them into ``events`` in ``id`` order and deletes them here."""
+
+    __tablename__ = "events_staged"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(60))
+    inbox_id: Mapped[int | None] = mapped_column(BigInteger)
+    conversation_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
