@@ -26,7 +26,8 @@ from wadesk.realtime.feed import EventFeed
 from wadesk.realtime.redis_bridge import RedisBridge
 from wadesk.realtime.retention import EventRetention
 from wadesk.realtime.sequencer import EventSequencer
-from wadesk.routing.sweeper import RoutingSweeper
+from wadesk.routing.actions import DRAIN_LATER
+from wadesk.routing.sweeper import RoutingDrainer, RoutingSweeper
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +71,7 @@ class Runtime:
         # PostgreSQL: gives committed events their ids in the log (one process at a time).
         self.sequencer = EventSequencer(self.db, on_sequenced=self._on_sequenced)
         self.routing = RoutingSweeper(self.db, settings)  # presence, first responses, queue
+        self.drainer = RoutingDrainer(self.db)  # drains skipped by busy requests
         # Conversations waiting too long for a reply -> "waiting" automation jobs (one process).
         self.waiting = WaitingSweeper(self.db, settings)
         # Links committed audit rows into the hash chain (PostgreSQL; one process at a time).
@@ -97,6 +99,8 @@ class Runtime:
                 self.outbox.wake()
             elif kind == "ingest.replayed":
                 self.processor.wake()
+            elif kind == DRAIN_LATER:
+                self.drainer.wake()
             elif kind.startswith("inbox."):
                 self.registry.invalidate()
             elif kind.startswith("automation."):
@@ -124,6 +128,7 @@ class Runtime:
         self.spawn("event-feed", self.events.run_forever())
         self.spawn("event-retention", self.event_retention.run_forever())
         self.spawn("routing", self.routing.run_forever())
+        self.spawn("routing-drainer", self.drainer.run_forever())
         self.spawn("automation-waiting", self.waiting.run_forever())
         if not self.db.is_sqlite:
             self.spawn("audit-chainer", self.audit_chainer.run_forever())

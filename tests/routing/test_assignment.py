@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tests.helpers import auth
+import asyncio
+
+import pytest
+
+from tests.helpers import auth, eventually
 from tests.routing.util import (
     assignee,
     config,
@@ -105,3 +109,35 @@ async def test_raising_capacity_and_unassigning_drain_the_queue(live):
     )
     assert r.status_code == 200
     assert await assignee(live, c1) == ana and await queued(live) == [c3]
+
+
+async def test_a_resolve_during_another_drain_does_not_wait_and_the_drainer_fills_the_slot(
+    live, backend
+):
+    """While another transaction holds routing's lock (a drain elsewhere), a resolve does not
+    queue behind it: it commits at once and leaves the freed slot to the runtime's drainer,
+    which assigns the queue's head as soon as the lock is free."""
+    if backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nobody else can hold the lock")
+    from sqlalchemy import text
+
+    from wadesk.routing.actions import ROUTING_LOCK
+
+    w = await world(live, ("ana",))
+    await config(live, w, default_capacity=1)
+    await inbox_settings(live, w)
+    await set_online(live, w, "ana")
+    first = await write_in(live, w, "5511900000001")
+    second = await write_in(live, w, "5511900000002")
+    assert await assignee(live, first) == w.agents["ana"][0] and await queued(live) == [second]
+    async with live.runtime.db.engine.connect() as other:
+        await other.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ROUTING_LOCK})
+        await asyncio.wait_for(resolve(live, w, first), timeout=5)  # does not wait for it
+        assert await queued(live) == [second]  # its drain was left for later
+        await other.rollback()  # the other drain ends
+    await eventually(lambda: _assigned_to(live, second, w.agents["ana"][0]))
+    assert await queued(live) == []
+
+
+async def _assigned_to(live, conversation_id: int, user_id: int) -> bool:
+    return await assignee(live, conversation_id) == user_id

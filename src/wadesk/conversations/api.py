@@ -174,6 +174,9 @@ async def update(
         )
     except SendRefused as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from exc
+    # Commit before building the answer: a resolve that freed a slot holds routing's lock until
+    # its commit, and every other resolve waits for it (measured: bench/routing.py).
+    await session.commit()
     return (
         await conversations_out(session, [conversation], runtime.settings.service_window_hours)
     )[0]

@@ -42,7 +42,7 @@ MAX_STREAM_SECONDS = 300.0
 CURSOR_EVERY = 1_000  # events skipped (not visible to this principal) before a cursor frame
 RETRY_MS = 1_000
 # Wake-ups between processes, not something a person should see.
-INTERNAL_KINDS = frozenset({"outbox.queued", "ingest.replayed"})
+INTERNAL_KINDS = frozenset({"outbox.queued", "ingest.replayed", "routing.drain_later"})
 
 EventsReader = Annotated[Principal, require_permission("conversations.read")]
 

@@ -63,6 +63,8 @@ SYSTEM = Actor.system("routing")
 BUSY = "wadesk_routing_busy"
 QUEUE_PAGE = 500
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# An internal event: a drain was skipped because another was running; drain after commit.
+DRAIN_LATER = "routing.drain_later"
 # pg_advisory_xact_lock key serialising routing's changes (see lock_routing).
 ROUTING_LOCK = int.from_bytes(b"wdroute!", "big") & 0x7FFF_FFFF_FFFF_FFFF
 
@@ -123,12 +125,20 @@ async def inbox_settings(session: AsyncSession, inbox_id: int) -> InboxRouting:
     return await session.get(InboxRouting, inbox_id) or default_inbox_settings(inbox_id)
 
 
-async def lock_routing(session: AsyncSession) -> None:
+async def lock_routing(session: AsyncSession, *, wait: bool = True) -> bool:
     """Serialise routing's changes (drains, availability, capacities, hand assignments) until
     this transaction ends. A drain locks every online agent's row; a change to one agent that
-    then drains would otherwise lock in the other order and deadlock with it."""
-    if session.bind.dialect.name == "postgresql":
+    then drains would otherwise lock in the other order and deadlock with it. With ``wait``
+    False: take it only if it is free (returns whether it was taken)."""
+    if session.bind.dialect.name != "postgresql":
+        return True
+    if wait:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ROUTING_LOCK})
+        return True
+    taken = await session.scalar(
+        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ROUTING_LOCK}
+    )
+    return bool(taken)
 
 
 # ------------------------------------------------------------------ the queue
@@ -299,9 +309,17 @@ class Assignment:
     waited_s: float
 
 
-async def drain(session: AsyncSession, *, reason: str = "slot_freed") -> list[Assignment]:
+async def drain(
+    session: AsyncSession, *, reason: str = "slot_freed", wait: bool = True
+) -> list[Assignment]:
     """Assign the head of the queue to agents with room, until nobody has room or the queue
-    is empty. Safe to call from any number of processes at once."""
+    is empty. Safe to call from any number of processes at once.
+
+    With ``wait`` False (a resolve, a new conversation), a drain already running elsewhere is
+    not waited for: this transaction queues ``routing.drain_later`` instead, and the runtime's
+    drainer drains once it has committed. Under a burst one drainer round assigns every slot
+    freed meanwhile, instead of each request holding routing's lock in turn until its commit
+    (bench/routing.py: resolves queued for seconds behind one another)."""
     if (await session.scalar(select(QueueEntry.conversation_id).limit(1))) is None:
         return []
     if (
@@ -310,7 +328,9 @@ async def drain(session: AsyncSession, *, reason: str = "slot_freed") -> list[As
         )
     ) is None:
         return []
-    await lock_routing(session)
+    if not await lock_routing(session, wait=wait):
+        queue_event(session, DRAIN_LATER, {})
+        return []
     pool = await _lock_pool(session)
     if pool is None:
         return []
@@ -677,7 +697,7 @@ async def route_new_conversations(session: AsyncSession, batch: InboundBatch) ->
     queue_event(
         session, "routing.queue_changed", {"inbox_ids": [batch.inbox_id], "queued": len(queue)}
     )
-    await drain(session, reason="new_conversation")
+    await drain(session, reason="new_conversation", wait=False)
 
 
 async def _apply_priority_and_labels(
@@ -750,7 +770,7 @@ async def on_conversation_change(
         )
         freed = True
     if freed:
-        await drain(session)
+        await drain(session, wait=False)
 
 
 # ------------------------------------------------------------------ availability and presence

@@ -54,3 +54,22 @@ class RoutingSweeper(BackgroundLoop):
         if offline or assigned:
             log.info("routing.sweep", offline=offline, assigned=len(assigned))
         return 0
+
+
+class RoutingDrainer(BackgroundLoop):
+    """Drains the queue when a transaction of this process (or, through Redis, another)
+    skipped its own drain because one was running (``actions.DRAIN_LATER``)."""
+
+    name = "routing.drainer"
+    idle_seconds = 3600.0  # only when woken; the sweeper above is the periodic safety net
+
+    def __init__(self, db: Database) -> None:
+        super().__init__()
+        self.db = db
+
+    async def run_once(self) -> int:
+        async with self.db.session() as session:
+            assigned = await actions.drain(session, reason="slot_freed")
+        if assigned:
+            log.debug("routing.drained", assigned=len(assigned))
+        return 0

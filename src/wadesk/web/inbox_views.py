@@ -490,6 +490,8 @@ async def update_conversation(
             )
         except SendRefused as exc:
             error = str(exc)
+    # Commit before rendering: a change that drained the queue holds routing's lock until then.
+    await session.commit()
     if request.headers.get("hx-request") != "true":
         if error:
             raise PageError(409, _("Not changed"), error)
