@@ -83,6 +83,23 @@ def row_hash(
     return hmac.new(_chain_key(secret_key), content, hashlib.sha256).hexdigest()
 
 
+def hash_of(secret_key: str, row: Any, prev_hash: str) -> str:
+    """``row_hash`` of an AuditEvent (or a row with the same attributes) after ``prev_hash``."""
+    return row_hash(
+        secret_key,
+        prev_hash=prev_hash,
+        created_at=row.created_at,
+        actor_type=row.actor_type,
+        actor_id=row.actor_id,
+        action=row.action,
+        target_type=row.target_type,
+        target_id=row.target_id,
+        ip=row.ip,
+        user_agent=row.user_agent,
+        details=row.details or {},
+    )
+
+
 def link(secret_key: str, rows: list[Any], seq: int, previous: str) -> tuple[int, str]:
     """Give rows (AuditEvents, in chain order) their place after (``seq``, ``previous``):
     ``chain_seq``, ``prev_hash`` and ``hash``. Returns the new tail."""
@@ -90,19 +107,7 @@ def link(secret_key: str, rows: list[Any], seq: int, previous: str) -> tuple[int
         seq += 1
         row.chain_seq = seq
         row.prev_hash = previous
-        row.hash = row_hash(
-            secret_key,
-            prev_hash=previous,
-            created_at=row.created_at,
-            actor_type=row.actor_type,
-            actor_id=row.actor_id,
-            action=row.action,
-            target_type=row.target_type,
-            target_id=row.target_id,
-            ip=row.ip,
-            user_agent=row.user_agent,
-            details=row.details or {},
-        )
+        row.hash = hash_of(secret_key, row, previous)
         previous = row.hash
     return seq, previous
 
@@ -135,19 +140,7 @@ class ChainChecker:
                 " or rewritten",
             )
             return False
-        expected = row_hash(
-            self.secret_key,
-            prev_hash=row.prev_hash,
-            created_at=row.created_at,
-            actor_type=row.actor_type,
-            actor_id=row.actor_id,
-            action=row.action,
-            target_type=row.target_type,
-            target_id=row.target_id,
-            ip=row.ip,
-            user_agent=row.user_agent,
-            details=row.details or {},
-        )
+        expected = hash_of(self.secret_key, row, row.prev_hash)
         if not hmac.compare_digest(expected, row.hash or ""):
             self.broken = Break(row.id, "its content was changed after it was written")
             return False
