@@ -8,6 +8,7 @@ import copy
 import json
 from datetime import timedelta
 from typing import Any
+from unittest.mock import ANY
 
 from sqlalchemy import select, update
 
@@ -20,7 +21,14 @@ from tests.automation.conftest import (
     sim_inbox,
     wait_received,
 )
-from tests.helpers import PHONE_NUMBER_ID, auth, create_user, eventually, settle
+from tests.helpers import (
+    PHONE_NUMBER_ID,
+    auth,
+    create_user,
+    eventually,
+    logged_events,
+    settle,
+)
 from tests.web.client import csrf_of, sign_in
 from wadesk.audit.models import AuditEvent
 from wadesk.automation.engine import compile_rules, run_rule
@@ -28,6 +36,7 @@ from wadesk.automation.flows import FlowSpec, advance, validate_definition
 from wadesk.automation.models import Flow, FlowState
 from wadesk.automation.waiting import sweep_waiting
 from wadesk.db import utcnow
+from wadesk.realtime.models import EventRecord
 
 OTHER = "5511900000002"
 ORDERS_ROWS = [
@@ -175,6 +184,17 @@ async def test_menu_buttons_then_a_list_choice_then_an_answer(live):
     page = await boss.get(f"/inbox/c/{state.conversation_id}")
     assert "In flow “Orders” — step “menu” (v1)" in page.text
     await boss.aclose()
+    # ... and follows it live: the step's change is an event that refreshes the panel.
+    await logged_events(live)
+    async with live.runtime.db.session() as session:
+        flow_events = (
+            await session.scalars(
+                select(EventRecord.payload).where(EventRecord.kind == "conversation.updated")
+            )
+        ).all()
+    assert {"conversation_id": state.conversation_id, "inbox_id": ANY, "changes": ["flow"]} in [
+        dict(p) for p in flow_events
+    ]
 
     await _tap(live, orders)
     listed = (await _wait_sent(live, 2))[1]["interactive"]

@@ -1026,7 +1026,18 @@ class AutomationWorker(BackgroundLoop):
             )
 
     async def _apply_flow(self, session: AsyncSession, item: Prepared, now: Any) -> None:
-        """Move the conversation's flow state along and count the flow's outcomes."""
+        """Move the conversation's flow state along and count the flow's outcomes. Agents
+        with the conversation open see the new position (the panel follows the event)."""
+        if item.flow_end is not None or (item.flow_turn is not None and item.flow_spec):
+            queue_event(
+                session,
+                "conversation.updated",
+                {
+                    "conversation_id": item.conversation_id,
+                    "inbox_id": item.inbox_id,
+                    "changes": ["flow"],
+                },
+            )
         if item.flow_end is not None:
             flow_id, reason = item.flow_end
             ended = await session.execute(

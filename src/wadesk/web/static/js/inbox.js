@@ -412,6 +412,8 @@ function onEvent(event) {
     case "conversation.updated":
       if (conversationId != null) refreshRow(conversationId);
       if (open) refreshChrome();
+      // Where the customer is in a guided flow is shown in the contact panel.
+      if (open && detail.payload?.changes?.includes("flow")) refreshPanel();
       break;
     case "contact.updated":
       if (thread.id) {
