@@ -24,6 +24,16 @@ MESSAGES_FAILED = Counter(
 )
 SEND_RETRIES = Counter("wadesk_send_retries_total", "Transient send failures retried", ["code"])
 OUTBOX_DEPTH = Gauge("wadesk_outbox_depth", "Outbound messages waiting to be sent")
+# PostgreSQL's after-commit loops (ADRs 0014, 0031): an age that keeps growing means the loop
+# is stuck or cannot keep up. 0 when nothing waits (and always on SQLite).
+EVENTS_WAITING_SECONDS = Gauge(
+    "wadesk_events_staged_oldest_seconds",
+    "Age of the oldest committed event still waiting for its id in the log (the sequencer)",
+)
+AUDIT_UNCHAINED_SECONDS = Gauge(
+    "wadesk_audit_unchained_oldest_seconds",
+    "Age of the oldest audit row not yet linked into the hash chain (the chainer)",
+)
 PROCESSING_LATENCY = Histogram(
     "wadesk_processing_latency_seconds",
     "From a delivery being stored to its messages being committed",

@@ -215,3 +215,33 @@ async def test_a_tailing_reader_never_skips_an_id_under_concurrent_writers(live,
     end = await _start(db)
     assert end - start > 300
     assert seen == list(range(start + 1, end + 1))  # every id, once, in order, none skipped
+
+
+async def test_metrics_show_how_long_events_and_audit_rows_wait_for_their_loops(live, backend):
+    """PostgreSQL's after-commit loops report the age of what waits for them: an age that
+    keeps growing on /metrics means a loop is stuck."""
+    if backend != "postgresql":
+        pytest.skip("SQLite writes events and audit links in their own transaction")
+    from wadesk.audit.actions import Actor, record
+    from wadesk.audit.chainer import AuditChainer
+    from wadesk.metrics import AUDIT_UNCHAINED_SECONDS, EVENTS_WAITING_SECONDS
+    from wadesk.realtime.sequencer import EventSequencer
+
+    db = live.runtime.db
+    live.runtime.sequencer.stop()
+    live.runtime.audit_chainer.stop()
+    await asyncio.sleep(0.4)  # their current rounds end
+    async with db.session() as session:
+        queue_event(session, "contact.updated", {"contact_id": 1})
+        await record(session, Actor.system("test"), "test.event", None, None)
+    await asyncio.sleep(0.2)
+    key = live.runtime.settings.resolved_secret_key()
+    sequencer, chainer = EventSequencer(db), AuditChainer(db, key)
+    assert await sequencer.run_once() == 1 and await chainer.run_once() == 1
+    assert EVENTS_WAITING_SECONDS._value.get() >= 0.2
+    assert AUDIT_UNCHAINED_SECONDS._value.get() >= 0.2
+    assert await sequencer.run_once() == 0 and await chainer.run_once() == 0
+    assert EVENTS_WAITING_SECONDS._value.get() == 0 == AUDIT_UNCHAINED_SECONDS._value.get()
+    metrics = (await live.client.get("/metrics")).text
+    assert "wadesk_events_staged_oldest_seconds 0.0" in metrics
+    assert "wadesk_audit_unchained_oldest_seconds 0.0" in metrics

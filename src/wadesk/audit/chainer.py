@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wadesk.audit.chain import GENESIS, link
 from wadesk.audit.models import AuditEvent
 from wadesk.background import BackgroundLoop
-from wadesk.db import Database
+from wadesk.db import Database, utcnow
 from wadesk.leases import lock_key, run_if_leader
+from wadesk.metrics import AUDIT_UNCHAINED_SECONDS
 
 LEASE = "audit-chain"
 # Held while linking; not the lease's own key (its holder links on another connection).
@@ -97,10 +98,14 @@ class AuditChainer(BackgroundLoop):
 
     async def run_once(self) -> int:
         async with self.db.session() as session:
-            waiting = await session.scalar(
-                select(AuditEvent.id).where(AuditEvent.hash.is_(None)).limit(1)
+            oldest = await session.scalar(
+                select(AuditEvent.created_at)
+                .where(AuditEvent.hash.is_(None))
+                .order_by(AuditEvent.id)
+                .limit(1)
             )
-        if waiting is None:
+        AUDIT_UNCHAINED_SECONDS.set(0 if oldest is None else (utcnow() - oldest).total_seconds())
+        if oldest is None:
             return 0
 
         async def work() -> int:

@@ -23,8 +23,9 @@ from sqlalchemy import Table, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.background import BackgroundLoop
-from wadesk.db import Database
+from wadesk.db import Database, utcnow
 from wadesk.leases import run_if_leader
+from wadesk.metrics import EVENTS_WAITING_SECONDS
 from wadesk.realtime.models import EventRecord, StagedEvent
 
 LEASE = "event-sequencer"
@@ -116,8 +117,11 @@ class EventSequencer(BackgroundLoop):
     async def run_once(self) -> int:
         async with self.db.session() as session:
             # By the primary key: a plain scan would read every dead row the rounds leave.
-            waiting = await session.scalar(select(StagedEvent.id).order_by(StagedEvent.id).limit(1))
-        if waiting is None:
+            oldest = await session.scalar(
+                select(StagedEvent.created_at).order_by(StagedEvent.id).limit(1)
+            )
+        EVENTS_WAITING_SECONDS.set(0 if oldest is None else (utcnow() - oldest).total_seconds())
+        if oldest is None:
             return 0
 
         async def work() -> int:
