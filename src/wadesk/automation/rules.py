@@ -233,23 +233,28 @@ def _languages(value: Any) -> list[str]:
     return codes
 
 
-def _team(action: dict[str, Any], field: str, teams: dict[str, int] | None) -> dict[str, Any]:
-    """``team`` names a team or gives its id; ``teams`` maps casefolded names and ids (as
-    text) to ids. A rule saved earlier keeps working after a rename through its team_id."""
-    given = action.get("team")
+def _reference(
+    action: dict[str, Any], field: str, kind: str, known: dict[str, int] | None, where: str = ""
+) -> dict[str, Any]:
+    """``kind`` ("team", "flow") names one or gives its id; ``known`` maps casefolded names and
+    ids (as text) to ids (None: not checked here). A rule saved earlier keeps working after a
+    rename through the ``<kind>_id`` it stored."""
+    given = action.get(kind)
     if isinstance(given, bool) or not isinstance(given, str | int) or not str(given).strip():
-        raise RuleInvalid("invalid_actions", f"{field}.team names a team or gives its id.", field)
+        raise RuleInvalid(
+            "invalid_actions", f"{field}.{kind} names a {kind} or gives its id.", field
+        )
     label = str(given).strip()
-    if teams is None:
-        team_id = action.get("team_id")
-        return {"team": label, "team_id": team_id if isinstance(team_id, int) else None}
-    team_id = teams.get(label.casefold())
-    previous = action.get("team_id")
-    if team_id is None and isinstance(previous, int) and str(previous) in teams:
-        team_id = previous
-    if team_id is None:
-        raise RuleInvalid("unknown_team", f"{field}: no team named {label!r}.", field)
-    return {"team": label, "team_id": team_id}
+    key = f"{kind}_id"
+    previous = action.get(key)
+    if known is None:
+        return {kind: label, key: previous if isinstance(previous, int) else None}
+    found = known.get(label.casefold())
+    if found is None and isinstance(previous, int) and str(previous) in known:
+        found = previous
+    if found is None:
+        raise RuleInvalid(f"unknown_{kind}", f"{field}: no {kind} named {label!r}{where}.", field)
+    return {kind: label, key: found}
 
 
 def buttons_message(action: dict[str, Any], field: str) -> dict[str, Any]:
@@ -353,24 +358,6 @@ def list_message(action: dict[str, Any], field: str) -> dict[str, Any]:
     return {"text": text, "button": button, "sections": clean}
 
 
-def _flow(action: dict[str, Any], field: str, flows: dict[str, int] | None) -> dict[str, Any]:
-    """``flow`` names a flow of the rule's inbox or gives its id, like ``_team``."""
-    given = action.get("flow")
-    if isinstance(given, bool) or not isinstance(given, str | int) or not str(given).strip():
-        raise RuleInvalid("invalid_actions", f"{field}.flow names a flow or gives its id.", field)
-    label = str(given).strip()
-    if flows is None:
-        flow_id = action.get("flow_id")
-        return {"flow": label, "flow_id": flow_id if isinstance(flow_id, int) else None}
-    flow_id = flows.get(label.casefold())
-    previous = action.get("flow_id")
-    if flow_id is None and isinstance(previous, int) and str(previous) in flows:
-        flow_id = previous
-    if flow_id is None:
-        raise RuleInvalid("unknown_flow", f"{field}: no flow named {label!r} in this inbox.", field)
-    return {"flow": label, "flow_id": flow_id}
-
-
 def validate_actions(
     actions: Any,
     integration_names: set[str] | None = None,
@@ -439,12 +426,12 @@ def validate_actions(
         elif kind == "handoff":
             out["note"] = _text(action.get("note"), f"{field}.note", required=False)
         elif kind == "assign_team":
-            out.update(_team(action, field, teams))
+            out.update(_reference(action, field, "team", teams))
         elif kind == "buttons":
             out.update(buttons_message(action, field))
         elif kind == "list":
             out.update(list_message(action, field))
         elif kind == "start_flow":
-            out.update(_flow(action, field, flows))
+            out.update(_reference(action, field, "flow", flows, " in this inbox"))
         clean.append(out)
     return clean
