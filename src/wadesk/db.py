@@ -204,17 +204,18 @@ def _forget_savepoint(session: Session, transaction: SessionTransaction) -> None
 
 _NEXT_IDS = text("UPDATE event_sequence SET last = last + :n WHERE id = 1 RETURNING last")
 # ("WHERE true": SQLite needs it to tell ON CONFLICT from a join's ON.)
-_CREATE_COUNTER = text(
+CREATE_EVENT_COUNTER = text(
     "INSERT INTO event_sequence (id, last) SELECT 1, COALESCE(MAX(id), 0) FROM events"
     " WHERE true ON CONFLICT (id) DO NOTHING"
 )
 
 
 def _write_events(session: Session) -> None:
-    """before_commit: give the transaction's events their ids and insert them, last thing
-    before COMMIT. The UPDATE locks the counter row until the commit is visible, so a
-    concurrent writer gets the next ids only after these rows can be read: ids appear in
-    order and without gaps. Only transactions that carry events take the lock."""
+    """before_commit: write the transaction's events, last thing before COMMIT.
+
+    SQLite: with their ids; the UPDATE locks the counter row until the commit is visible, so a
+    concurrent writer gets the next ids only after these rows can be read: ids appear in order
+    and without gaps. PostgreSQL: staged without ids and without a lock, for the sequencer."""
     if session.in_nested_transaction():
         return  # a savepoint is released: the events wait for the real commit
     events = session.info.get("wadesk_events")
@@ -222,49 +223,31 @@ def _write_events(session: Session) -> None:
         return
     session.flush()  # the transaction's own writes first: hold the counter lock the least
     connection = session.connection()
+    rows = _event_rows(events)
     if connection.dialect.name == "postgresql":
-        _stage_events(connection, events)
+        connection.execute(_staged_table().insert(), rows)
+        events[:] = [Event(row["kind"], row["payload"]) for row in rows]
         return
-    n = len(events)
+    n = len(rows)
     last = connection.execute(_NEXT_IDS, {"n": n}).scalar()
     if last is None:  # the row is missing (tables emptied, a partial restore): recreate it
-        connection.execute(_CREATE_COUNTER)
+        connection.execute(CREATE_EVENT_COUNTER)
         last = connection.execute(_NEXT_IDS, {"n": n}).scalar_one()
-    first = int(last) - n + 1
-    now = utcnow()
-    stored: list[Event] = []
-    rows: list[dict[str, Any]] = []
-    for offset, (kind, payload) in enumerate(events):
-        event_id = first + offset
-        # Plain JSON now (ids, strings, lists): what the log stores is what listeners get.
-        clean: dict[str, Any] = orjson.loads(
-            orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS)
-        )
-        stored.append(Event(kind, clean, event_id))
-        rows.append(
-            {
-                "id": event_id,
-                "kind": kind,
-                "inbox_id": _int_or_none(clean.get("inbox_id")),
-                "conversation_id": _int_or_none(clean.get("conversation_id")),
-                "payload": clean,
-                "created_at": now,
-            }
-        )
+    for offset, row in enumerate(rows):
+        row["id"] = int(last) - n + 1 + offset
     connection.execute(_events_table().insert(), rows)
-    events[:] = stored
+    events[:] = [Event(row["kind"], row["payload"], row["id"]) for row in rows]
 
 
-def _stage_events(connection: Any, events: list[Any]) -> None:
-    """PostgreSQL: the events wait in ``events_staged`` (no lock taken) for the sequencer."""
+def _event_rows(events: list[Any]) -> list[dict[str, Any]]:
+    """Rows of the log for queued (kind, payload) pairs; payloads as plain JSON now (ids,
+    strings, lists): what the log stores is what listeners get."""
     now = utcnow()
-    stored: list[Event] = []
     rows: list[dict[str, Any]] = []
     for kind, payload in events:
         clean: dict[str, Any] = orjson.loads(
             orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS)
         )
-        stored.append(Event(kind, clean))
         rows.append(
             {
                 "kind": kind,
@@ -274,8 +257,7 @@ def _stage_events(connection: Any, events: list[Any]) -> None:
                 "created_at": now,
             }
         )
-    connection.execute(_staged_table().insert(), rows)
-    events[:] = stored
+    return rows
 
 
 def _staged_table() -> Any:

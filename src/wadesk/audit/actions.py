@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wadesk.audit.chain import GENESIS, link, normalise_details
+from wadesk.audit.chain import link, normalise_details
 from wadesk.audit.models import AuditEvent
+from wadesk.audit.queries import chain_tail
 from wadesk.config import get_settings
 from wadesk.db import utcnow
 
@@ -84,16 +85,8 @@ async def record_many(
 async def _chain_inline(session: AsyncSession, events: list[AuditEvent]) -> None:
     """SQLite has one writer at a time (``BEGIN IMMEDIATE``): the tail read here cannot move
     before this transaction ends, so rows are linked as they are written."""
-    tail = (
-        await session.execute(
-            select(AuditEvent.chain_seq, AuditEvent.hash)
-            .where(AuditEvent.chain_seq.is_not(None))
-            .order_by(AuditEvent.chain_seq.desc())
-            .limit(1)
-        )
-    ).first()
-    seq, previous = (tail[0], tail[1]) if tail is not None else (0, GENESIS)
-    link(get_settings().resolved_secret_key(), events, seq, previous or GENESIS)
+    seq, previous = await chain_tail(session)
+    link(get_settings().resolved_secret_key(), events, seq, previous)
 
 
 async def record_view(

@@ -14,8 +14,9 @@ from __future__ import annotations
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wadesk.audit.chain import GENESIS, link
+from wadesk.audit.chain import link
 from wadesk.audit.models import AuditEvent
+from wadesk.audit.queries import chain_tail
 from wadesk.background import BackgroundLoop
 from wadesk.db import Database, utcnow
 from wadesk.leases import lock_key, run_if_leader
@@ -44,15 +45,7 @@ async def chain_batch(session: AsyncSession, secret_key: str, *, batch: int = BA
     )
     if not pending:
         return 0
-    tail = (
-        await session.execute(
-            select(AuditEvent.chain_seq, AuditEvent.hash)
-            .where(AuditEvent.chain_seq.is_not(None))
-            .order_by(AuditEvent.chain_seq.desc())
-            .limit(1)
-        )
-    ).first()
-    seq, previous = (tail[0], tail[1] or GENESIS) if tail is not None else (0, GENESIS)
+    seq, previous = await chain_tail(session)
     # Linked detached: written by the one UPDATE below, the only kind the trigger allows.
     session.expunge_all()
     link(secret_key, pending, seq, previous)

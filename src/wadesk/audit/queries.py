@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wadesk.audit.chain import Break, ChainChecker
+from wadesk.audit.chain import GENESIS, Break, ChainChecker
 from wadesk.audit.models import AuditEvent
 
 CSV_COLUMNS = (
@@ -249,6 +249,22 @@ class Verification:
     @property
     def ok(self) -> bool:
         return self.broken is None
+
+
+async def chain_tail(session: AsyncSession) -> tuple[int, str]:
+    """The last linked row's place and hash, (0, GENESIS) before the first: where the next
+    rows link (the SQLite writer and the PostgreSQL chainer both extend it)."""
+    tail = (
+        await session.execute(
+            select(AuditEvent.chain_seq, AuditEvent.hash)
+            .where(AuditEvent.chain_seq.is_not(None))
+            .order_by(AuditEvent.chain_seq.desc())
+            .limit(1)
+        )
+    ).first()
+    if tail is None:
+        return 0, GENESIS
+    return int(tail[0]), tail[1] or GENESIS
 
 
 async def verify_chain(

@@ -23,7 +23,7 @@ from sqlalchemy import Table, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.background import BackgroundLoop
-from wadesk.db import Database, utcnow
+from wadesk.db import CREATE_EVENT_COUNTER, Database, utcnow
 from wadesk.leases import run_if_leader
 from wadesk.metrics import EVENTS_WAITING_SECONDS
 from wadesk.realtime.models import EventRecord, StagedEvent
@@ -33,10 +33,6 @@ BATCH = 5_000
 
 _LOCK_COUNTER = text("SELECT last FROM event_sequence WHERE id = 1 FOR UPDATE")
 _SET_LAST = text("UPDATE event_sequence SET last = :last WHERE id = 1")
-_CREATE_COUNTER = text(
-    "INSERT INTO event_sequence (id, last) SELECT 1, COALESCE(MAX(id), 0) FROM events"
-    " ON CONFLICT (id) DO NOTHING"
-)
 
 
 async def sequence_batch(session: AsyncSession, *, batch: int = BATCH) -> int:
@@ -46,7 +42,7 @@ async def sequence_batch(session: AsyncSession, *, batch: int = BATCH) -> int:
     the loop) reads the staging table only after the first one's round is committed."""
     last = await session.scalar(_LOCK_COUNTER)
     if last is None:  # the counter row is missing (tables emptied, a partial restore)
-        await session.execute(_CREATE_COUNTER)
+        await session.execute(CREATE_EVENT_COUNTER)
         last = await session.scalar(_LOCK_COUNTER)
     staged = cast(Table, StagedEvent.__table__)
     rows = (
