@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import structlog.testing
 
 from tests.helpers import (
     PHONE_NUMBER_ID,
@@ -75,6 +76,47 @@ def test_a_database_shutting_down_is_unavailable_not_a_bug(sqlstate, unavailable
     assert backend_unavailable(error) is unavailable
     assert backend_unavailable(ConnectionRefusedError()) is True
     assert backend_unavailable(ValueError("bad input")) is False
+
+
+async def test_a_warning_says_so_exactly_when_postgresql_runs_without_autovacuum(settings, backend):
+    """The start-up check reads the real setting: whichever way this server is configured,
+    the warning is there if and only if ``SHOW autovacuum`` is not on."""
+    if backend != "postgresql":
+        pytest.skip("autovacuum is PostgreSQL's (SQLite has no such setting)")
+    from sqlalchemy import text
+
+    from wadesk.db import Database
+    from wadesk.runtime import check_autovacuum
+
+    db = Database(settings)
+    try:
+        async with db.session() as session:
+            setting = await session.scalar(text("SHOW autovacuum"))
+        with structlog.testing.capture_logs() as logs:
+            await check_autovacuum(db)
+    finally:
+        await db.dispose()
+    assert setting in ("on", "off")
+    warnings = [e for e in logs if e["event"] == "database.autovacuum_off"]
+    if setting == "on":
+        assert warnings == []
+    else:
+        assert len(warnings) == 1
+        assert warnings[0]["log_level"] == "warning" and "VACUUM ANALYZE" in warnings[0]["advice"]
+
+
+async def test_the_autovacuum_check_is_quiet_when_the_database_is_away(settings):
+    from wadesk.db import Database
+    from wadesk.runtime import check_autovacuum
+
+    settings.database_url = "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"
+    db = Database(settings)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            await check_autovacuum(db)
+    finally:
+        await db.dispose()
+    assert [e for e in logs if e["event"] == "database.autovacuum_off"] == []
 
 
 @pytest.fixture

@@ -33,6 +33,22 @@ from wadesk.routing.sweeper import RoutingDrainer, RoutingSweeper
 log = structlog.get_logger(__name__)
 
 
+async def check_autovacuum(db: Database) -> None:
+    """Say so once when PostgreSQL runs without autovacuum: the queue tables (deliveries,
+    staged events, the outbox) then keep every dead row, and the planner the statistics
+    of empty tables, and wadesk slows down as its tables grow."""
+    try:
+        async with db.session() as session:
+            setting = await session.scalar(text("SHOW autovacuum"))
+    except Exception:  # the database is away: /readyz says so
+        return
+    if setting != "on":
+        log.warning(
+            "database.autovacuum_off",
+            advice="turn autovacuum on (PostgreSQL's default), or VACUUM ANALYZE regularly",
+        )
+
+
 class Runtime:
     def __init__(self, settings: Settings, *, run_workers: bool = True) -> None:
         self.settings = settings
@@ -111,21 +127,6 @@ class Runtime:
         for listener in self.listeners:
             listener(events)
 
-    async def _check_database(self) -> None:
-        """Say so once when PostgreSQL runs without autovacuum: the queue tables (deliveries,
-        staged events, the outbox) then keep every dead row, and the planner the statistics
-        of empty tables, and wadesk slows down as its tables grow."""
-        try:
-            async with self.db.session() as session:
-                setting = await session.scalar(text("SHOW autovacuum"))
-        except Exception:  # the database is away: /readyz says so
-            return
-        if setting != "on":
-            log.warning(
-                "database.autovacuum_off",
-                advice="turn autovacuum on (PostgreSQL's default), or VACUUM ANALYZE regularly",
-            )
-
     def spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         """Run background work that stops with the runtime."""
         self._tasks = [t for t in self._tasks if not t.done()]
@@ -147,7 +148,7 @@ class Runtime:
         self.spawn("routing-drainer", self.drainer.run_forever())
         self.spawn("automation-waiting", self.waiting.run_forever())
         if not self.db.is_sqlite:
-            self.spawn("database-check", self._check_database())
+            self.spawn("database-check", check_autovacuum(self.db))
             self.spawn("audit-chainer", self.audit_chainer.run_forever())
             self.spawn("event-sequencer", self.sequencer.run_forever())
         log.info("runtime.started", workers=self.run_workers)

@@ -6,12 +6,16 @@ import csv
 import io
 import json
 from pathlib import Path
+from unittest.mock import ANY
 
 from sqlalchemy import select
 
 from tests.helpers import auth, create_inbox, create_user, run_wadesk
+from wadesk.audit.actions import Actor
 from wadesk.audit.models import AuditEvent
+from wadesk.automation.actions import FAQ_CHANGED, do_create_faq
 from wadesk.automation.models import AutomationRule, FaqEntry
+from wadesk.realtime.models import EventRecord, StagedEvent
 
 RULES = [
     {
@@ -219,6 +223,109 @@ async def test_an_invalid_faq_row_names_the_line_and_writes_nothing(live, tmp_pa
     async with live.runtime.db.session() as session:
         assert (await session.scalars(select(FaqEntry))).all() == []
     assert await _audit(live, "faq.create") == []
+
+
+async def test_faq_import_replace_changes_only_the_inbox_entries(live, tmp_path: Path):
+    inbox = await create_inbox(live)
+    other = await create_inbox(live, phone_number_id="106540352242999")
+    seeder = Actor.system("seed")
+    async with live.runtime.db.session() as session:
+        for scope in (inbox["id"], other["id"], None):
+            for question, answer in (
+                ("Old question?", "Old answer."),
+                ("Do you ship abroad?", "No."),
+                ("Qual o horário?", "Das 9h às 18h."),
+            ):
+                data = {"question": question, "answer": answer}
+                await do_create_faq(session, actor=seeder, inbox_id=scope, data=data)
+    async with live.runtime.db.session() as session:
+        before = {
+            (e.inbox_id, e.question): e.id for e in (await session.scalars(select(FaqEntry))).all()
+        }
+    events_before = await _faq_events(live)
+    source = tmp_path / "faq.csv"
+    source.write_text(
+        "question,answer,alternatives,language\n"
+        'do you ship ABROAD? ,"Yes, to 30 countries.",ship overseas,en\n'
+        "Qual o horário?,Das 9h às 18h.\n"
+        "Where is my order?,Send us the order number.\n",
+        encoding="utf-8",
+    )
+    _, out, _ = await wadesk(
+        live, "faq", "import", "--inbox", str(inbox["id"]), str(source), "--replace"
+    )
+    assert "1 created, 1 updated, 1 deleted (1 unchanged)" in out
+
+    async with live.runtime.db.session() as session:
+        entries = (await session.scalars(select(FaqEntry).order_by(FaqEntry.id))).all()
+    mine = [(e.id, e.question, e.answer, e.alternatives, e.language) for e in entries]
+    assert [m for m, e in zip(mine, entries, strict=True) if e.inbox_id == inbox["id"]] == [
+        (
+            before[(inbox["id"], "Do you ship abroad?")],  # updated in place
+            "do you ship ABROAD?",
+            "Yes, to 30 countries.",
+            ["ship overseas"],
+            "en",
+        ),
+        (before[(inbox["id"], "Qual o horário?")], "Qual o horário?", "Das 9h às 18h.", [], None),
+        (ANY, "Where is my order?", "Send us the order number.", [], None),
+    ]
+    # The other inbox and the shared entries are untouched.
+    for scope in (other["id"], None):
+        assert [(e.id, e.question, e.answer) for e in entries if e.inbox_id == scope] == [
+            (before[(scope, "Old question?")], "Old question?", "Old answer."),
+            (before[(scope, "Do you ship abroad?")], "Do you ship abroad?", "No."),
+            (before[(scope, "Qual o horário?")], "Qual o horário?", "Das 9h às 18h."),
+        ]
+
+    deleted = await _audit(live, "faq.delete")
+    assert [(e.actor_id, e.target_id, e.details) for e in deleted] == [
+        (
+            "cli",
+            str(before[(inbox["id"], "Old question?")]),
+            {"inbox_id": inbox["id"], "question": "Old question?"},
+        )
+    ]
+    updated = await _audit(live, "faq.update")
+    assert [(e.actor_id, e.target_id) for e in updated] == [
+        ("cli", str(before[(inbox["id"], "Do you ship abroad?")]))
+    ]
+    assert updated[0].details["answer"] == {"before": "No.", "after": "Yes, to 30 countries."}
+    created = [e for e in await _audit(live, "faq.create") if e.actor_id == "cli"]
+    assert [e.details["question"] for e in created] == ["Where is my order?"]
+    imported = await _audit(live, "faq.import")
+    assert [(e.actor_id, e.details) for e in imported] == [
+        ("cli", {"added": 1, "updated": 1, "deleted": 1, "replace": True})
+    ]
+    # Workers reload the inbox's FAQ (and only that inbox's).
+    new_events = (await _faq_events(live))[len(events_before) :]
+    assert new_events and all(p == {"inbox_id": inbox["id"]} for p in new_events)
+
+    # Replacing with the same file again changes nothing.
+    _, out, _ = await wadesk(
+        live, "faq", "import", "--inbox", str(inbox["id"]), str(source), "--replace"
+    )
+    assert "0 created, 0 updated, 0 deleted (3 unchanged)" in out
+
+
+async def _faq_events(live) -> list[dict[str, object]]:
+    """Payloads of FAQ-changed events, logged or still staged (PostgreSQL), oldest first."""
+    async with live.runtime.db.session() as session:
+        logged = (
+            await session.scalars(
+                select(EventRecord.payload)
+                .where(EventRecord.kind == FAQ_CHANGED)
+                .order_by(EventRecord.id)
+            )
+        ).all()
+        staged = (
+            await session.scalars(
+                select(StagedEvent.payload)
+                .where(StagedEvent.kind == FAQ_CHANGED)
+                .order_by(StagedEvent.id)
+            )
+        ).all()
+    return [dict(p) for p in [*logged, *staged]]
 
 
 async def test_every_command_has_help(live):

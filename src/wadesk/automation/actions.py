@@ -951,11 +951,9 @@ async def do_create_faq(
     return entry
 
 
-async def do_import_faq(
-    session: AsyncSession, *, actor: Actor, inbox_id: int | None, items: list[dict[str, Any]]
-) -> list[FaqEntry]:
-    """Add FAQ entries (``question``, ``answer``, optional ``alternatives``, ``language``)
-    to an inbox (None: shared). All are checked before any is written (``ImportInvalid``)."""
+def _checked_faq_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each item's checked values, or ``ImportInvalid`` naming the first bad one."""
+    checked: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         try:
             values = _faq_values({"alternatives": [], **item})
@@ -965,6 +963,16 @@ async def do_import_faq(
                 )
         except AutomationInvalid as exc:
             raise ImportInvalid(index, _item_name(item, "question"), exc) from exc
+        checked.append(values)
+    return checked
+
+
+async def do_import_faq(
+    session: AsyncSession, *, actor: Actor, inbox_id: int | None, items: list[dict[str, Any]]
+) -> list[FaqEntry]:
+    """Add FAQ entries (``question``, ``answer``, optional ``alternatives``, ``language``)
+    to an inbox (None: shared). All are checked before any is written (``ImportInvalid``)."""
+    _checked_faq_items(items)
     entries = [
         await do_create_faq(session, actor=actor, inbox_id=inbox_id, data=item) for item in items
     ]
@@ -979,10 +987,79 @@ async def do_import_faq(
     return entries
 
 
+@dataclass(frozen=True, slots=True)
+class FaqReplaced:
+    """What ``do_replace_faq`` did, in entries."""
+
+    created: int
+    updated: int
+    unchanged: int
+    deleted: int
+
+
+def _question_key(question: str) -> str:
+    return question.strip().casefold()
+
+
+async def do_replace_faq(
+    session: AsyncSession, *, actor: Actor, inbox_id: int | None, items: list[dict[str, Any]]
+) -> FaqReplaced:
+    """Make the FAQ entries of one scope (an inbox's own, or the shared ones with None) those
+    of ``items``: an entry whose question matches an item's (ignoring case and outer spaces;
+    each entry matches one item at most, oldest first) is updated in place, keeping its
+    counters and ``enabled``; a missing ``alternatives``/``language`` clears them, as for a
+    new entry. Other items are created and the scope's other entries deleted. Everything is
+    checked before anything is written (``ImportInvalid``); every change is audited."""
+    checked = _checked_faq_items(items)
+    scope = FaqEntry.inbox_id.is_(None) if inbox_id is None else FaqEntry.inbox_id == inbox_id
+    existing: dict[str, list[FaqEntry]] = {}
+    for entry in (await session.scalars(select(FaqEntry).where(scope).order_by(FaqEntry.id))).all():
+        existing.setdefault(_question_key(entry.question), []).append(entry)
+    matched: list[tuple[FaqEntry | None, dict[str, Any]]] = []
+    for item, values in zip(items, checked, strict=True):
+        same = existing.get(_question_key(values["question"]))
+        matched.append((same.pop(0) if same else None, item))
+    missing = [entry for entries in existing.values() for entry in entries]
+    for gone in sorted(missing, key=lambda e: e.id):
+        await do_delete_faq(session, actor=actor, entry=gone)
+    await session.flush()
+    created = updated = 0
+    for kept, item in matched:
+        if kept is None:
+            await do_create_faq(session, actor=actor, inbox_id=inbox_id, data=item)
+            created += 1
+        elif await _update_faq(
+            session, actor=actor, entry=kept, data={"alternatives": [], "language": None, **item}
+        ):
+            updated += 1
+    await record(
+        session,
+        actor,
+        "faq.import",
+        "inbox" if inbox_id is not None else None,
+        inbox_id,
+        {"added": created, "updated": updated, "deleted": len(missing), "replace": True},
+    )
+    return FaqReplaced(
+        created=created,
+        updated=updated,
+        unchanged=len(matched) - created - updated,
+        deleted=len(missing),
+    )
+
+
 async def do_update_faq(
     session: AsyncSession, *, actor: Actor, entry: FaqEntry, data: dict[str, Any]
 ) -> FaqEntry:
     """Change any fields (``inbox_id`` moves it; None: shared). Editing is reviewing."""
+    await _update_faq(session, actor=actor, entry=entry, data=data)
+    return entry
+
+
+async def _update_faq(
+    session: AsyncSession, *, actor: Actor, entry: FaqEntry, data: dict[str, Any]
+) -> bool:
+    """``do_update_faq``; whether anything changed."""
     values = _faq_values(data)
     if "inbox_id" in data:
         values["inbox_id"] = data["inbox_id"]
@@ -992,14 +1069,14 @@ async def do_update_faq(
         if getattr(entry, key) != value
     }
     if not changes:
-        return entry
+        return False
     before_inbox = entry.inbox_id
     for key, value in values.items():
         setattr(entry, key, value)
     entry.updated_at = entry.last_reviewed_at = utcnow()
     await record(session, actor, "faq.update", "faq_entry", entry.id, changes)
     _faq_changed(session, before_inbox, entry.inbox_id)
-    return entry
+    return True
 
 
 async def do_delete_faq(session: AsyncSession, *, actor: Actor, entry: FaqEntry) -> None:

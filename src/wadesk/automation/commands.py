@@ -21,7 +21,14 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.audit.actions import Actor
-from wadesk.automation.actions import RULE_FIELDS, ImportInvalid, do_import_faq, do_import_rules
+from wadesk.automation.actions import (
+    RULE_FIELDS,
+    FaqReplaced,
+    ImportInvalid,
+    do_import_faq,
+    do_import_rules,
+    do_replace_faq,
+)
 from wadesk.automation.models import AutomationRule, FaqEntry
 from wadesk.automation.queries import inbox_faq, inbox_rules
 from wadesk.config import get_settings
@@ -205,20 +212,39 @@ def faq_import(
     file: Annotated[
         Path, typer.Argument(help="CSV: question,answer[,alternatives a|b|c][,language]")
     ],
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Make the inbox's own entries those of the file: update the entries with the"
+            " same question, delete the ones not in the file",
+        ),
+    ] = False,
 ) -> None:
-    """Add FAQ entries to an inbox from a CSV; if any row is invalid, nothing is written."""
+    """Add FAQ entries to an inbox from a CSV (or, with --replace, make its own entries those
+    of the CSV); if any row is invalid, nothing is written."""
     try:
         rows = faq_rows(_read(file))
     except (ValueError, csv.Error) as exc:
         _fail(f"{file}: {exc}")
     lines = [row.pop("line") for row in rows]
 
-    async def work(session: AsyncSession) -> list[FaqEntry]:
+    async def work(session: AsyncSession) -> list[FaqEntry] | FaqReplaced:
         try:
+            if replace:
+                return await do_replace_faq(session, actor=CLI_ACTOR, inbox_id=inbox, items=rows)
             return await do_import_faq(session, actor=CLI_ACTOR, inbox_id=inbox, items=rows)
         except ImportInvalid as exc:
             field = f", {exc.field}" if exc.field else ""
             _fail(f"{file}: line {lines[exc.index]}{field}: {exc}")
 
-    entries = _in_inbox(inbox, work)
-    console.print(f"imported {len(entries)} FAQ entries into inbox {inbox}", highlight=False)
+    result = _in_inbox(inbox, work)
+    if isinstance(result, FaqReplaced):
+        console.print(
+            f"replaced the FAQ entries of inbox {inbox}: {result.created} created,"
+            f" {result.updated} updated, {result.deleted} deleted"
+            f" ({result.unchanged} unchanged)",
+            highlight=False,
+        )
+    else:
+        console.print(f"imported {len(result)} FAQ entries into inbox {inbox}", highlight=False)

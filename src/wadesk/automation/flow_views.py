@@ -21,15 +21,14 @@ from wadesk.automation.actions import (
 from wadesk.automation.api import flow_detail
 from wadesk.automation.flows import EXAMPLE_DEFINITION, describe, validate_definition
 from wadesk.automation.models import Flow
+from wadesk.automation.page_common import FLASH, Manager, visible_inboxes
 from wadesk.automation.rules import RuleInvalid
 from wadesk.deps import SessionDep
 from wadesk.inboxes.models import Inbox
-from wadesk.web.pages import PageError, redirect, render, signed_in
+from wadesk.web.pages import PageError, redirect, render
 
 router = APIRouter(include_in_schema=False)
-Manager = Annotated[SessionAuth, signed_in(permission="automation.manage")]
 Text = Annotated[str, Form(max_length=100_000)]
-FLASH = {"saved": "Saved.", "created": "Created.", "deleted": "Deleted."}
 
 
 def _definition(value: str) -> Any:
@@ -41,8 +40,7 @@ def _definition(value: str) -> Any:
 
 
 async def _inboxes(session: AsyncSession, auth: SessionAuth) -> dict[int, Inbox]:
-    query = select(Inbox).where(auth.principal.inbox_filter(Inbox.id)).order_by(Inbox.name)
-    return {i.id: i for i in (await session.scalars(query)).all()}
+    return {i.id: i for i in await visible_inboxes(session, auth)}
 
 
 async def _flow(session: AsyncSession, auth: SessionAuth, flow_id: int) -> Flow:

@@ -43,6 +43,8 @@ from wadesk.automation.models import (
     MessageTemplate,
     QuickReply,
 )
+from wadesk.automation.page_common import FLASH as BASE_FLASH
+from wadesk.automation.page_common import Manager, visible_inboxes
 from wadesk.automation.rules import RuleInvalid
 from wadesk.automation.schemas import review_due
 from wadesk.automation.templates import parameter_counts, preview
@@ -50,16 +52,13 @@ from wadesk.db import utcnow
 from wadesk.deps import RuntimeDep, SessionDep
 from wadesk.errors import ApiError
 from wadesk.inboxes.models import Inbox
-from wadesk.web.pages import PageError, redirect, render, signed_in
+from wadesk.web.pages import PageError, redirect, render
 
 router = APIRouter(include_in_schema=False)
 router.include_router(flow_router)  # /admin/automation/flows...
-Manager = Annotated[SessionAuth, signed_in(permission="automation.manage")]
 Text = Annotated[str, Form(max_length=20000)]
 FLASH = {
-    "saved": "Saved.",
-    "created": "Created.",
-    "deleted": "Deleted.",
+    **BASE_FLASH,
     "reviewed": "Marked as reviewed.",
     "synced": "Templates synced from WhatsApp.",
     "submitted": "Submitted to WhatsApp for review.",
@@ -73,11 +72,6 @@ FAQ_DECISIONS = {
 
 def _flash(request: Request) -> str | None:
     return FLASH.get(request.query_params.get("done", ""))
-
-
-async def _inboxes(session: AsyncSession, auth: SessionAuth) -> list[Inbox]:
-    query = select(Inbox).where(auth.principal.inbox_filter(Inbox.id)).order_by(Inbox.name)
-    return list((await session.scalars(query)).all())
 
 
 async def _inbox(session: AsyncSession, auth: SessionAuth, inbox_id: int) -> Inbox:
@@ -108,7 +102,7 @@ def _json(value: str, field: str, default: Any) -> Any:
 
 @router.get("/admin/automation")
 async def index(request: Request, session: SessionDep, auth: Manager) -> Response:
-    inboxes = await _inboxes(session, auth)
+    inboxes = await visible_inboxes(session, auth)
     counts: dict[int, int] = {}
     due: dict[int, int] = {}
     for rule in (
@@ -479,7 +473,7 @@ async def _faq_page(
     tried: dict[str, Any] | None = None,
     status: int = 200,
 ) -> Response:
-    inboxes = await _inboxes(session, auth)
+    inboxes = await visible_inboxes(session, auth)
     query = select(FaqEntry).order_by(FaqEntry.inbox_id.is_not(None), FaqEntry.id)
     if auth.principal.inbox_ids is not None:
         query = query.where(
@@ -573,7 +567,7 @@ async def _faq_entry_page(
     error: str | None = None,
     status: int = 200,
 ) -> Response:
-    inboxes = await _inboxes(session, auth)
+    inboxes = await visible_inboxes(session, auth)
     return render(
         request,
         "automation/faq_entry.html",
@@ -738,7 +732,7 @@ async def _quick_replies_page(
     form: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    inboxes = await _inboxes(session, auth)
+    inboxes = await visible_inboxes(session, auth)
     query = select(QuickReply).order_by(QuickReply.shortcut)
     if auth.principal.inbox_ids is not None:
         query = query.where(
