@@ -1,12 +1,13 @@
 """Linking committed audit rows into the hash chain (PostgreSQL; docs/decisions/0014).
 
 ``record()`` writes a row unchained and takes no lock, so audited transactions never wait for
-one another. This loop, run by one process of the deployment at a time (lease
-``audit-chain``), reads the unchained rows every other transaction has committed, in id
-order, and gives each its ``chain_seq``, ``prev_hash`` and ``hash``. A row whose transaction
-committed after a higher id was linked simply gets a later place: the chain's order is the
-order rows became visible. The transaction-scoped advisory lock keeps two linkers (this loop
-and ``wadesk audit verify``, say) from forking the tail.
+one another. This loop, run by every process a few times a second, reads the unchained rows
+every other transaction has committed, in id order, and gives each its ``chain_seq``,
+``prev_hash`` and ``hash``. A row whose transaction committed after a higher id was linked
+simply gets a later place: the chain's order is the order rows became visible. The
+transaction-scoped advisory lock keeps two linkers (two processes' loops, or a loop and
+``wadesk audit verify``) from forking the tail: the second waits, then finds only what
+committed after the first's round.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from wadesk.audit.models import AuditEvent
 from wadesk.audit.queries import chain_tail
 from wadesk.background import BackgroundLoop
 from wadesk.db import Database, utcnow
-from wadesk.leases import lock_key, run_if_leader
+from wadesk.leases import lock_key
 from wadesk.metrics import AUDIT_UNCHAINED_SECONDS
 
-LEASE = "audit-chain"
-# Held while linking; not the lease's own key (its holder links on another connection).
+# Held while linking (one linker at a time in the deployment).
 LINK_LOCK = lock_key("audit-chain.link")
 BATCH = 2000
 
@@ -90,6 +90,10 @@ class AuditChainer(BackgroundLoop):
         self.idle_seconds = idle_seconds
 
     async def run_once(self) -> int:
+        """One transaction: the look, then (if anything waits) the linking. A round that
+        linked less than a full batch returns 0, so the loop rests ``idle_seconds`` and the
+        next round links together everything committed meanwhile: a few rounds a second
+        under any load, not one per audited transaction."""
         async with self.db.session() as session:
             oldest = await session.scalar(
                 select(AuditEvent.created_at)
@@ -97,12 +101,10 @@ class AuditChainer(BackgroundLoop):
                 .order_by(AuditEvent.id)
                 .limit(1)
             )
-        AUDIT_UNCHAINED_SECONDS.set(0 if oldest is None else (utcnow() - oldest).total_seconds())
-        if oldest is None:
-            return 0
-
-        async def work() -> int:
-            async with self.db.session() as session:
-                return await chain_batch(session, self.secret_key)
-
-        return await run_if_leader(self.db, LEASE, work) or 0
+            AUDIT_UNCHAINED_SECONDS.set(
+                0 if oldest is None else (utcnow() - oldest).total_seconds()
+            )
+            if oldest is None:
+                return 0
+            done = await chain_batch(session, self.secret_key)
+        return done if done >= BATCH else 0

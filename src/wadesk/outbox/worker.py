@@ -46,12 +46,21 @@ PAIR_LIMIT_BACKOFF_SECONDS = 6.0
 
 
 @dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What sending needs of a claimed row's message, read in the claim's transaction."""
+
+    outbound: OutboundMessage
+    to_upload: tuple[str, str, str] | None  # (media key, mime, file name): upload first
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
     id: int
     message_id: int
     inbox_id: int
     recipient: str
     attempts: int
+    outgoing: Outgoing | None = None  # None: the message is gone
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +150,18 @@ class OutboxWorker(BackgroundLoop):
                 .tuples()
                 .all()
             )
-            claimed = sorted((Claimed(*row) for row in rows), key=lambda c: c.id)
+            messages = {
+                m.id: m
+                for m in (
+                    await session.scalars(
+                        select(Message).where(Message.id.in_([row[1] for row in rows]))
+                    )
+                ).all()
+            }
+            claimed = sorted(
+                (Claimed(*row, outgoing=_outgoing(messages.get(row[1]), row[3])) for row in rows),
+                key=lambda c: c.id,
+            )
             inbox_ids = {c.inbox_id for c in claimed}
             inboxes = (await session.scalars(select(Inbox).where(Inbox.id.in_(inbox_ids)))).all()
             configs = {inbox.id: self._config_for(inbox) for inbox in inboxes}
@@ -235,25 +255,11 @@ class OutboxWorker(BackgroundLoop):
 
     async def _send_one(self, item: Claimed, config: InboxSendConfig) -> float | None:
         """Send one row. Returns the seconds until its retry when it was put back."""
-        async with self._db.session() as session:
-            message = await session.get(Message, item.message_id)
-            if message is None:
+        if item.outgoing is None:
+            async with self._db.session() as session:
                 await self._finish(session, item, "done", None)
-                return None
-            outbound = OutboundMessage(
-                recipient=item.recipient,
-                type=message.type,
-                text=message.text,
-                content=message.content,
-                reply_to_external_id=message.reply_to_external_id,
-                media_link=message.content.get("media_link"),
-                media_id=message.media_id if message.content.get("upload_id") else None,
-            )
-            to_upload = (
-                (message.media_key, message.media_mime or "", message.media_filename or "file")
-                if message.content.get("upload_id") and not message.media_id and message.media_key
-                else None
-            )
+            return None
+        outbound, to_upload = item.outgoing.outbound, item.outgoing.to_upload
         try:
             if to_upload is not None:
                 outbound = replace(outbound, media_id=await self._upload(item, config, *to_upload))
@@ -350,6 +356,26 @@ class OutboxWorker(BackgroundLoop):
             .where(OutboxItem.id == item.id)
             .values(state=state, last_error=error[:2000] if error else None, updated_at=utcnow())
         )
+
+
+def _outgoing(message: Message | None, recipient: str) -> Outgoing | None:
+    if message is None:
+        return None
+    upload = bool(message.content.get("upload_id"))
+    return Outgoing(
+        OutboundMessage(
+            recipient=recipient,
+            type=message.type,
+            text=message.text,
+            content=message.content,
+            reply_to_external_id=message.reply_to_external_id,
+            media_link=message.content.get("media_link"),
+            media_id=message.media_id if upload else None,
+        ),
+        (message.media_key, message.media_mime or "", message.media_filename or "file")
+        if upload and not message.media_id and message.media_key
+        else None,
+    )
 
 
 def _in_order(

@@ -1,14 +1,13 @@
 """PostgreSQL: the event log's only writer (docs/decisions/0031).
 
-Transactions stage their events in ``events_staged`` without taking any lock. This loop, run by
-one process of the deployment at a time (lease ``event-sequencer``), moves what is committed
-there into ``events`` in one short transaction per round: it bumps the ``event_sequence``
-counter once for the whole round, inserts the events with the ids ``last+1 ..`` in staging
-order, and deletes them from staging. Because only this loop writes the log, and one round
-commits before the next starts, ids stay gap-free and visible in commit order, so a reader
-tailing ``id > last`` never passes an id that commits later. Writers no longer hold the counter's
-row lock across their own commit: they keep PostgreSQL's group commit, and a slow one does not
-hold up everyone else.
+Transactions stage their events in ``events_staged`` without taking any lock. This loop, run
+by every process, moves what is committed there into ``events`` in one short transaction per
+round: it locks the ``event_sequence`` counter row, bumps it once for the whole round, inserts
+the events with the ids ``last+1 ..`` in staging order, and deletes them from staging. Because
+only these rounds write the log, and the counter's lock lets one round commit before the next
+reads, ids stay gap-free and visible in commit order, so a reader tailing ``id > last`` never
+passes an id that commits later. Writers do not hold the counter's row lock across their own
+commit: they keep PostgreSQL's group commit, and a slow one does not hold up everyone else.
 
 The loop is woken after every commit that staged events (this process's, and others' through
 Redis) and polls every ``idle_seconds`` in case a notification was lost.
@@ -24,11 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.background import BackgroundLoop
 from wadesk.db import CREATE_EVENT_COUNTER, Database, utcnow
-from wadesk.leases import run_if_leader
 from wadesk.metrics import EVENTS_WAITING_SECONDS
 from wadesk.realtime.models import EventRecord, StagedEvent
 
-LEASE = "event-sequencer"
 BATCH = 5_000
 
 _LOCK_COUNTER = text("SELECT last FROM event_sequence WHERE id = 1 FOR UPDATE")
@@ -111,20 +108,19 @@ class EventSequencer(BackgroundLoop):
         self.idle_seconds = idle_seconds
 
     async def run_once(self) -> int:
+        """One transaction: a look for staged rows (read-only, no lock when there is none),
+        then the round. Every process runs it when woken: the counter row's lock makes a
+        second one wait for the first's round and then take what committed meanwhile, which
+        is also what keeps the other processes' events from waiting for the next poll."""
         async with self.db.session() as session:
             # By the primary key: a plain scan would read every dead row the rounds leave.
             oldest = await session.scalar(
                 select(StagedEvent.created_at).order_by(StagedEvent.id).limit(1)
             )
-        EVENTS_WAITING_SECONDS.set(0 if oldest is None else (utcnow() - oldest).total_seconds())
-        if oldest is None:
-            return 0
-
-        async def work() -> int:
-            async with self.db.session() as session:
-                return await sequence_batch(session)
-
-        done = await run_if_leader(self.db, LEASE, work) or 0
+            EVENTS_WAITING_SECONDS.set(0 if oldest is None else (utcnow() - oldest).total_seconds())
+            if oldest is None:
+                return 0
+            done = await sequence_batch(session)
         if done and self.on_sequenced is not None:
             self.on_sequenced()
         return done
