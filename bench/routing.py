@@ -18,10 +18,12 @@ Phases:
 2. drain: agents resolve their conversations at random (open loop, ``--resolve-rate``/s,
    through ``PATCH /api/v1/conversations/{id}``); each resolve frees a slot of its agent,
    filled from the head of the queue in the resolving transaction, or (when another drain is
-   running) by the drainer right after that commit. Reported: p50/p99 from the resolve request
-   sent to the assignment that filled the freed slot (the next ``routing.assign`` audit row of
-   that agent), the resolve requests' own round trip p99, and the fairness spread (max - min
-   assignments per agent).
+   running) by the drainer right after that commit. Reported: p50/p99 from the slot freed
+   (the conversation's ``resolved_at``, stamped in the resolving transaction) to the
+   assignment that filled it (the next ``routing.assign`` audit row of that agent, stamped in
+   its own), as ``assign_p50_ms``/``assign_p99_ms``; the same from the resolve request sent
+   (``assign_from_request_*``: adds the request's wait in a busy server); the resolve
+   requests' own round trip p99; and the fairness spread (max - min assignments per agent).
 
 All along, a separate connection polls the busiest agent's open conversations every few
 milliseconds: ``max_load`` is the highest value ever seen (must be <= 5).
@@ -369,6 +371,16 @@ async def run(database_url: str, var_dir: Path, resolve_rate: float) -> dict[str
             ).all()
         )
         left = len((await session.scalars(select(QueueEntry.conversation_id))).all())
+        resolved_at = {
+            cid: at
+            for cid, at in (
+                await session.execute(
+                    select(Conversation.id, Conversation.resolved_at).where(
+                        Conversation.id.in_(list(sent_at)), Conversation.resolved_at.is_not(None)
+                    )
+                )
+            ).tuples()
+        }
         audit = (
             await session.execute(
                 select(
@@ -383,8 +395,8 @@ async def run(database_url: str, var_dir: Path, resolve_rate: float) -> dict[str
     await db.dispose()
     # Each resolve frees a slot of its agent; the slot is filled by the next assignment to
     # that agent (made in the resolving request, or by the drainer right after its commit).
-    # Latency: resolve request sent -> that assignment written (the audit row's time, in the
-    # server, a moment before its commit).
+    # Latency: slot freed (resolved_at) or resolve request sent -> that assignment written
+    # (the audit row's time, in the server, a moment before its commit).
     assigned: dict[int, list[tuple[float, float]]] = {}  # agent -> [(at, waited_s)], in order
     for row in audit:
         details = row.details or {}
@@ -392,16 +404,12 @@ async def run(database_url: str, var_dir: Path, resolve_rate: float) -> dict[str
             assigned.setdefault(int(details["assignee_id"]), []).append(
                 (row.created_at.timestamp(), float(details.get("waited_s") or 0))
             )
-    latencies: list[float] = []
-    next_of: dict[int, int] = {}
-    for _cid, (at, agent) in sorted(sent_at.items(), key=lambda item: item[1][0]):
-        queue_of_agent = assigned.get(agent, [])
-        k = next_of.get(agent, 0)
-        while k < len(queue_of_agent) and queue_of_agent[k][0] < at:
-            k += 1  # an assignment before this resolve was sent filled an earlier slot
-        if k < len(queue_of_agent):
-            latencies.append((queue_of_agent[k][0] - at) * 1000)
-            next_of[agent] = k + 1
+    from_request = slot_latencies(
+        {cid: at for cid, (at, _agent) in sent_at.items()}, assignee_of, assigned
+    )
+    latencies = slot_latencies(
+        {cid: at.timestamp() for cid, at in resolved_at.items()}, assignee_of, assigned
+    )
     return {
         "conversations": CONVERSATIONS,
         "agents": AGENTS,
@@ -418,12 +426,35 @@ async def run(database_url: str, var_dir: Path, resolve_rate: float) -> dict[str
         "assignments_measured": len(latencies),
         "assign_p50_ms": percentile(latencies, 0.50),
         "assign_p99_ms": percentile(latencies, 0.99),
+        "assign_from_request_p50_ms": percentile(from_request, 0.50),
+        "assign_from_request_p99_ms": percentile(from_request, 0.99),
         "resolve_p99_ms": percentile(list(took.values()), 0.99),
         "spread": (max(totals) - min(totals)) if totals else math.nan,
         "assignments_total": sum(totals),
         "queue_left": left,
         "resolve_failures": len(failed),
     }
+
+
+def slot_latencies(
+    freed_at: dict[int, float],
+    assignee_of: dict[int, int],
+    assigned: dict[int, list[tuple[float, float]]],
+) -> list[float]:
+    """For each resolved conversation (freeing a slot of its agent at ``freed_at``, Unix
+    seconds): ms until the next assignment to that agent, each assignment filling one slot."""
+    latencies: list[float] = []
+    next_of: dict[int, int] = {}
+    for cid, at in sorted(freed_at.items(), key=lambda item: item[1]):
+        agent = assignee_of[cid]
+        queue_of_agent = assigned.get(agent, [])
+        k = next_of.get(agent, 0)
+        while k < len(queue_of_agent) and queue_of_agent[k][0] < at:
+            k += 1  # an assignment before this slot was freed filled an earlier one
+        if k < len(queue_of_agent):
+            latencies.append((queue_of_agent[k][0] - at) * 1000)
+            next_of[agent] = k + 1
+    return latencies
 
 
 def main() -> int:

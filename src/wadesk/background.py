@@ -23,9 +23,16 @@ class BackgroundLoop(ABC):
     def __init__(self) -> None:
         self._wake = asyncio.Event()
         self._stopping = False
+        self._recheck_after: float | None = None
 
     def wake(self) -> None:
         self._wake.set()
+
+    def recheck_soon(self, seconds: float) -> None:
+        """Make the next idle wait (only the next) at most ``seconds``: a round that did
+        part of the work it saw (what was left waits on a row another worker holds) looks
+        again soon without spinning."""
+        self._recheck_after = seconds
 
     def stop(self) -> None:
         """Finish the current round, then return from run_forever."""
@@ -47,5 +54,8 @@ class BackgroundLoop(ABC):
                 await asyncio.sleep(1.0)
                 continue
             if done == 0 and not self._stopping:
+                timeout = self.idle_seconds
+                if self._recheck_after is not None:
+                    timeout, self._recheck_after = min(timeout, self._recheck_after), None
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.idle_seconds)
+                    await asyncio.wait_for(self._wake.wait(), timeout=timeout)

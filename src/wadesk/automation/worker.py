@@ -100,6 +100,7 @@ REPLY_WINDOW = timedelta(minutes=10)
 MAX_REPLIES_PER_WINDOW = 10
 GREETING_REPEAT = timedelta(hours=24)
 APPLY_CONCURRENCY = 4
+RECHECK_SECONDS = 0.05
 
 
 @dataclass(slots=True)
@@ -179,6 +180,7 @@ class AutomationWorker(BackgroundLoop):
         self._flow_versions: dict[tuple[int, int], FlowSpec] = {}  # never change once saved
         # Applying transactions at once: one on SQLite (one connection), a few on PostgreSQL.
         self._applying = asyncio.Semaphore(1 if db.is_sqlite else APPLY_CONCURRENCY)
+        self._held_back = False  # the last claim left a due job behind its conversation's
 
     # ------------------------------------------------------------ events
 
@@ -210,7 +212,12 @@ class AutomationWorker(BackgroundLoop):
         # Each job commits on its own as soon as it is decided: a reply that needs no
         # integration does not wait for one that does, nor for the rest of the batch.
         await asyncio.gather(*(self._decide_and_apply(p) for p in prepared))
-        return len(prepared)
+        if len(prepared) >= BATCH or self._held_back:
+            return len(prepared)  # more is due now: at once
+        # A partial batch: a job queued meanwhile woke the loop; one queued in another
+        # process (or waiting behind a job another process holds) is looked for soon.
+        self.recheck_soon(RECHECK_SECONDS)
+        return 0
 
     async def _decide_and_apply(self, item: Prepared) -> None:
         decided = await self._decide(item)
@@ -340,6 +347,7 @@ class AutomationWorker(BackgroundLoop):
             .all()
         )
         ids = [jid for jid, conv in candidates if oldest.get(conv) == jid]
+        self._held_back = len(ids) < len(candidates)
         if not ids:
             return []
         lease = now + timedelta(seconds=LEASE_SECONDS)

@@ -416,21 +416,22 @@ async def apply_parked_statuses(session: AsyncSession, limit: int = 500) -> int:
     return applied
 
 
-async def apply_parked_for(session: AsyncSession, message: Message) -> None:
-    """Apply parked statuses of one message that just got its provider id."""
-    if message.external_id is None:
+async def apply_parked_for(session: AsyncSession, messages: list[Message]) -> None:
+    """Apply the parked statuses of messages that just got their provider ids (one query)."""
+    by_id = {(m.inbox_id, m.external_id): m for m in messages if m.external_id is not None}
+    if not by_id:
         return
     parked = (
         await session.scalars(
             select(PendingStatus)
-            .where(
-                PendingStatus.inbox_id == message.inbox_id,
-                PendingStatus.external_id == message.external_id,
-            )
-            .order_by(PendingStatus.occurred_at)
+            .where(PendingStatus.external_id.in_(sorted({e for _, e in by_id})))
+            .order_by(PendingStatus.occurred_at, PendingStatus.id)
         )
     ).all()
     for pending in parked:
+        message = by_id.get((pending.inbox_id, pending.external_id))
+        if message is None:
+            continue  # the same provider id in another inbox: not ours
         if advance_status(
             message, pending.status, pending.occurred_at, pending.error_code, pending.error_title
         ):
