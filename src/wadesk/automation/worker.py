@@ -34,7 +34,20 @@ from typing import Any, cast
 
 import httpx
 import structlog
-from sqlalchemy import CursorResult, and_, delete, exists, func, select, text, update
+from sqlalchemy import (
+    CursorResult,
+    Table,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.accounts.models import InboxMember
@@ -881,6 +894,11 @@ class AutomationWorker(BackgroundLoop):
                 "score": best.score if best else None,
                 "matcher": best.matcher if best else None,
             }
+        # What will be sent, counted now: the outcome is written once, with the state (and
+        # again only if a send is refused).
+        outcome["sent"] = sum(
+            1 for send in effects.sends if (send if isinstance(send, str) else send.text).strip()
+        )
         result = cast(
             CursorResult[Any],
             await session.execute(
@@ -953,10 +971,8 @@ class AutomationWorker(BackgroundLoop):
                 sent.append(body)
             except SendRefused as exc:
                 refused.append(exc.code)
-        if sent or refused:
-            outcome["sent"] = len(sent)
-            if refused:
-                outcome["refused"] = refused
+        if refused:
+            outcome["sent"], outcome["refused"] = len(sent), refused
             await session.execute(
                 update(AutomationJob).where(AutomationJob.id == item.job_id).values(outcome=outcome)
             )
@@ -1123,50 +1139,69 @@ class AutomationWorker(BackgroundLoop):
     async def _update_state(
         self, session: AsyncSession, item: Prepared, effects: Effects, sent: list[str], now: Any
     ) -> None:
+        """One upsert: the pending question is this job's (or none), the loop guard's window
+        restarts when it is over, the last reply and greeting/away times move on a send."""
         touch = sent or item.clear_pending or effects.pending is not None
         if not touch:
             return
-        insert = insert_for(session.bind.dialect.name)
-        await session.execute(
-            insert(AutomationContactState)
-            .values(
-                inbox_id=item.inbox_id,
-                contact_id=item.contact_id,
-                replies_in_window=0,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["inbox_id", "contact_id"])
-        )
-        state = await session.scalar(
-            select(AutomationContactState)
-            .where(
-                and_(
-                    AutomationContactState.inbox_id == item.inbox_id,
-                    AutomationContactState.contact_id == item.contact_id,
-                )
-            )
-            .execution_options(populate_existing=True)
-        )
-        assert state is not None
-        if item.clear_pending or effects.pending is None:
-            state.pending_rule_id = state.pending_step = None
-            state.pending_data = state.pending_until = None
+        pending: dict[str, Any] = {
+            "pending_rule_id": None,
+            "pending_step": None,
+            "pending_data": null(),
+            "pending_until": None,
+        }
         if effects.pending is not None:
             step, capture, pattern, minutes = effects.pending
-            state.pending_rule_id, state.pending_step = effects.rule_id, step
-            state.pending_data = {
-                **effects.pending_data,
-                "__capture": capture,
-                "__pattern": pattern,
+            pending = {
+                "pending_rule_id": effects.rule_id,
+                "pending_step": step,
+                "pending_data": {
+                    **effects.pending_data,
+                    "__capture": capture,
+                    "__pattern": pattern,
+                },
+                "pending_until": now + timedelta(minutes=minutes),
             }
-            state.pending_until = now + timedelta(minutes=minutes)
+        table = cast(Table, AutomationContactState.__table__)
+        row: dict[str, Any] = {
+            "inbox_id": item.inbox_id,
+            "contact_id": item.contact_id,
+            "replies_in_window": 0,
+            "updated_at": now,
+            **pending,
+        }
+        changes: dict[str, Any] = {"updated_at": now, **pending}
         if sent:
-            if state.replies_window_at is None or state.replies_window_at <= now - REPLY_WINDOW:
-                state.replies_window_at, state.replies_in_window = now, 0
-            state.replies_in_window += len(sent)
-            state.last_reply_text = sent[-1][:500]
-            if item.greeting and item.greeting.strip() in sent:
-                state.last_greeting_at = now
-            if item.away and item.away.strip() in sent:
-                state.last_away_at = now
-        state.updated_at = now
+            greeted = bool(item.greeting and item.greeting.strip() in sent)
+            away = bool(item.away and item.away.strip() in sent)
+            row.update(
+                replies_window_at=now,
+                replies_in_window=len(sent),
+                last_reply_text=sent[-1][:500],
+                last_greeting_at=now if greeted else None,
+                last_away_at=now if away else None,
+            )
+            window_over = or_(
+                table.c.replies_window_at.is_(None),
+                table.c.replies_window_at <= now - REPLY_WINDOW,
+            )
+            changes.update(
+                replies_window_at=case(
+                    (window_over, literal(now, table.c.replies_window_at.type)),
+                    else_=table.c.replies_window_at,
+                ),
+                replies_in_window=case(
+                    (window_over, len(sent)), else_=table.c.replies_in_window + len(sent)
+                ),
+                last_reply_text=sent[-1][:500],
+            )
+            if greeted:
+                changes["last_greeting_at"] = now
+            if away:
+                changes["last_away_at"] = now
+        insert = insert_for(session.bind.dialect.name)
+        await session.execute(
+            insert(table)
+            .values(**row)
+            .on_conflict_do_update(index_elements=["inbox_id", "contact_id"], set_=changes)
+        )
