@@ -11,7 +11,6 @@ kind (a crash inside it means the row is sent again after its lease) and a few m
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -21,6 +20,7 @@ from wadesk.conversations.events import queue_message_updated
 from wadesk.conversations.inbound import apply_parked_for
 from wadesk.conversations.models import Message
 from wadesk.db import Database, utcnow
+from wadesk.groupcommit import GroupCommit
 from wadesk.outbox.models import OutboxItem
 
 MAX_PER_RECORDING = 500
@@ -35,34 +35,11 @@ class Sent:
 
 class SentRecorder:
     def __init__(self, db: Database) -> None:
-        self._db = db
-        self._waiting: list[tuple[Sent, asyncio.Future[None]]] = []
-        self._recording: asyncio.Task[None] | None = None
+        self._group = GroupCommit(db, record_sent, max_items=MAX_PER_RECORDING)
 
     async def record(self, sent: Sent) -> None:
         """Return once the send is recorded; raise if it could not be."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((sent, future))
-        if self._recording is None or self._recording.done():
-            self._recording = asyncio.create_task(self._record_all())
-        # shield: a cancelled sender must not cancel a recording other sends wait for.
-        await asyncio.shield(future)
-
-    async def _record_all(self) -> None:
-        while self._waiting:
-            batch = self._waiting[:MAX_PER_RECORDING]
-            del self._waiting[:MAX_PER_RECORDING]
-            try:
-                async with self._db.session() as session:
-                    await record_sent(session, [sent for sent, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for _, future in batch:
-                if not future.done():
-                    future.set_result(None)
+        await self._group.submit(sent)
 
 
 async def record_sent(session: AsyncSession, sent: list[Sent]) -> None:
