@@ -976,15 +976,15 @@ async def do_import_faq(
     entries = [
         await do_create_faq(session, actor=actor, inbox_id=inbox_id, data=item) for item in items
     ]
-    await record(
-        session,
-        actor,
-        "faq.import",
-        "inbox" if inbox_id is not None else None,
-        inbox_id,
-        {"added": len(entries)},
-    )
+    await _record_faq_import(session, actor, inbox_id, {"added": len(entries)})
     return entries
+
+
+async def _record_faq_import(
+    session: AsyncSession, actor: Actor, inbox_id: int | None, details: dict[str, Any]
+) -> None:
+    target = "inbox" if inbox_id is not None else None
+    await record(session, actor, "faq.import", target, inbox_id, details)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1032,11 +1032,9 @@ async def do_replace_faq(
             session, actor=actor, entry=kept, data={"alternatives": [], "language": None, **item}
         ):
             updated += 1
-    await record(
+    await _record_faq_import(
         session,
         actor,
-        "faq.import",
-        "inbox" if inbox_id is not None else None,
         inbox_id,
         {"added": created, "updated": updated, "deleted": len(missing), "replace": True},
     )
