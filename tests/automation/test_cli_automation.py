@@ -10,12 +10,12 @@ from unittest.mock import ANY
 
 from sqlalchemy import select
 
-from tests.helpers import auth, create_inbox, create_user, run_wadesk
+from tests.helpers import auth, create_inbox, create_user, logged_events, run_wadesk
 from wadesk.audit.actions import Actor
 from wadesk.audit.models import AuditEvent
 from wadesk.automation.actions import FAQ_CHANGED, do_create_faq
 from wadesk.automation.models import AutomationRule, FaqEntry
-from wadesk.realtime.models import EventRecord, StagedEvent
+from wadesk.realtime.models import EventRecord
 
 RULES = [
     {
@@ -309,23 +309,17 @@ async def test_faq_import_replace_changes_only_the_inbox_entries(live, tmp_path:
 
 
 async def _faq_events(live) -> list[dict[str, object]]:
-    """Payloads of FAQ-changed events, logged or still staged (PostgreSQL), oldest first."""
+    """Payloads of FAQ-changed events, oldest first."""
+    await logged_events(live)
     async with live.runtime.db.session() as session:
-        logged = (
+        payloads = (
             await session.scalars(
                 select(EventRecord.payload)
                 .where(EventRecord.kind == FAQ_CHANGED)
                 .order_by(EventRecord.id)
             )
         ).all()
-        staged = (
-            await session.scalars(
-                select(StagedEvent.payload)
-                .where(StagedEvent.kind == FAQ_CHANGED)
-                .order_by(StagedEvent.id)
-            )
-        ).all()
-    return [dict(p) for p in [*logged, *staged]]
+    return [dict(p) for p in payloads]
 
 
 async def test_every_command_has_help(live):
