@@ -1097,16 +1097,22 @@ async def do_mark_faq_reviewed(session: AsyncSession, *, actor: Actor, entry: Fa
 
 
 async def do_count_faq(
-    session: AsyncSession, *, faq_id: int, answered: bool, handed_off: bool, at: datetime
+    session: AsyncSession,
+    *,
+    faq_id: int,
+    matches: int = 1,
+    answered: int,
+    handed_off: int,
+    at: datetime,
 ) -> None:
-    """One match of an entry (by the automation worker, in its job's transaction): the
-    entry's totals and its day's counters (the hit rate over time)."""
-    a, h = int(answered), int(handed_off)
+    """Matches of an entry (by the automation worker, in its jobs' transaction, summed over
+    a round): the entry's totals and its day's counters (the hit rate over time)."""
+    m, a, h = matches, answered, handed_off
     counted = await session.execute(
         update(FaqEntry)
         .where(FaqEntry.id == faq_id)
         .values(
-            matches=FaqEntry.matches + 1,
+            matches=FaqEntry.matches + m,
             answered=FaqEntry.answered + a,
             handed_off=FaqEntry.handed_off + h,
             last_matched_at=at,
@@ -1116,13 +1122,13 @@ async def do_count_faq(
         return  # deleted meanwhile: the reply still goes out, nothing to count
     insert = insert_for(session.bind.dialect.name)
     statement = insert(FaqDay).values(
-        faq_id=faq_id, day=at.date(), matches=1, answered=a, handed_off=h
+        faq_id=faq_id, day=at.date(), matches=m, answered=a, handed_off=h
     )
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=["faq_id", "day"],
             set_={
-                "matches": FaqDay.matches + 1,
+                "matches": FaqDay.matches + m,
                 "answered": FaqDay.answered + a,
                 "handed_off": FaqDay.handed_off + h,
             },

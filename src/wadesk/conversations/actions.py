@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.accounts.models import InboxMember, User
-from wadesk.audit.actions import Actor, record
+from wadesk.audit.actions import Actor, record, record_many
 from wadesk.contacts.models import ContactIdentity
 from wadesk.conversations.events import queue_message_updated
 from wadesk.conversations.hooks import after_conversation_change
@@ -121,30 +121,10 @@ async def do_send_message(
             message = await session.get(Message, previous.message_id)
             assert message is not None
             return message, False
-    if request.type not in SENDABLE_TYPES:
-        raise SendRefused("unsupported_type", f"Cannot send messages of type {request.type!r}.")
     now = utcnow()
-    closes = window_closes_at(conversation, service_window_hours)
-    if request.type != "template" and (closes is None or closes <= now):
-        raise SendRefused(
-            "window_closed",
-            "The 24-hour customer service window is closed: the customer has not written in the"
-            " last 24 hours. Send an approved template instead.",
-        )
+    _check_window(conversation, request, service_window_hours, now)
     content = dict(request.content or {})
     _check_content(request, content)
-    inbox = await session.get(Inbox, conversation.inbox_id)
-    assert inbox is not None
-    identity = await session.scalar(
-        select(ContactIdentity)
-        .where(
-            ContactIdentity.contact_id == conversation.contact_id,
-            ContactIdentity.channel_type == inbox.channel_type,
-        )
-        .order_by(ContactIdentity.id.desc())
-    )
-    if identity is None:
-        raise SendRefused("no_address", "This contact has no address on this inbox's channel.")
     reply_to_external_id = None
     if request.reply_to_message_id is not None:
         original = await session.get(Message, request.reply_to_message_id)
@@ -171,36 +151,11 @@ async def do_send_message(
         content["upload_id"] = upload.id
         if request.type == "document":
             content.setdefault("filename", upload.filename)
-    message = Message(
-        inbox_id=conversation.inbox_id,
-        conversation_id=conversation.id,
-        direction="out",
-        type=request.type,
-        text=request.text,
-        content=content,
-        reply_to_external_id=reply_to_external_id,
-        sender_user_id=actor.user_id,
-        status="queued",
-        media_attempts=0,
-        created_at=now,
-    )
-    if upload is not None:
-        # Shown in the thread through the media route; the worker uploads it to WhatsApp.
-        message.media_key, message.media_mime = upload.media_key, upload.mime_type
-        message.media_filename, message.media_size = upload.filename, upload.size
-        message.media_sha256, message.media_status = upload.sha256, "stored"
-    session.add(message)
-    await session.flush()
-    session.add(
-        OutboxItem(
-            message_id=message.id,
-            inbox_id=conversation.inbox_id,
-            recipient=identity.address,
-            state="pending",
-            attempts=0,
-            next_attempt_at=now,
-        )
-    )
+    queued = _Queued(conversation, request, content, reply_to_external_id, upload)
+    (result,) = await _queue(session, actor, [queued], now)
+    if isinstance(result, SendRefused):
+        raise result
+    message = result
     if idempotency_key is not None:
         try:
             async with session.begin_nested():
@@ -219,29 +174,172 @@ async def do_send_message(
                 "A request with this Idempotency-Key is being processed; retry it.",
                 status=409,
             ) from exc
-    conversation.last_activity_at = now
-    if request.type != "reaction":
-        conversation.last_message_preview = preview_of(request.type, request.text)
+    return message, True
+
+
+async def do_send_messages(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    sends: Sequence[tuple[Conversation, SendRequest]],
+    service_window_hours: int,
+) -> list[Message | SendRefused]:
+    """Queue several messages at once, each checked as ``do_send_message`` checks it: a
+    refused one gets its ``SendRefused`` in the result (in order), the others are queued.
+    The automation worker queues a whole round of replies this way: a few statements for
+    the round instead of a handful per reply. Only requests that need no lookup of their
+    own: no reply-to, reaction or upload (those go through ``do_send_message``)."""
+    now = utcnow()
+    results: list[Message | SendRefused | None] = []
+    queued: list[_Queued] = []
+    for conversation, request in sends:
+        if request.reply_to_message_id or request.upload_id or request.type == "reaction":
+            raise ValueError("a reply-to, upload or reaction goes through do_send_message")
+        content = dict(request.content or {})
+        try:
+            _check_window(conversation, request, service_window_hours, now)
+            _check_content(request, content)
+        except SendRefused as exc:
+            results.append(exc)
+            continue
+        if request.media_link:
+            content["media_link"] = request.media_link
+        results.append(None)
+        queued.append(_Queued(conversation, request, content))
+    done = iter(await _queue(session, actor, queued, now))
+    return [result if result is not None else next(done) for result in results]
+
+
+def _check_window(
+    conversation: Conversation, request: SendRequest, service_window_hours: int, now: datetime
+) -> None:
+    if request.type not in SENDABLE_TYPES:
+        raise SendRefused("unsupported_type", f"Cannot send messages of type {request.type!r}.")
+    closes = window_closes_at(conversation, service_window_hours)
+    if request.type != "template" and (closes is None or closes <= now):
+        raise SendRefused(
+            "window_closed",
+            "The 24-hour customer service window is closed: the customer has not written in the"
+            " last 24 hours. Send an approved template instead.",
+        )
+
+
+@dataclass(slots=True)
+class _Queued:
+    """A checked send, its content resolved, ready to become a message and an outbox row."""
+
+    conversation: Conversation
+    request: SendRequest
+    content: dict[str, Any]
+    reply_to_external_id: str | None = None
+    upload: Upload | None = None
+
+
+async def _queue(
+    session: AsyncSession, actor: Actor, items: list[_Queued], now: datetime
+) -> list[Message | SendRefused]:
+    """Messages and outbox rows for checked sends, with one read of the recipients'
+    addresses, one insert of each kind and one audit write for all of them."""
+    if not items:
+        return []
+    channels = dict(
+        (
+            await session.execute(
+                select(Inbox.id, Inbox.channel_type).where(
+                    Inbox.id.in_(sorted({q.conversation.inbox_id for q in items}))
+                )
+            )
+        )
+        .tuples()
+        .all()
+    )
+    addresses: dict[tuple[int, str], str] = {}
+    identity = ContactIdentity
+    contact_ids = sorted({q.conversation.contact_id for q in items})
+    for contact_id, channel_type, address in (
+        await session.execute(
+            select(identity.contact_id, identity.channel_type, identity.address)
+            .where(identity.contact_id.in_(contact_ids))
+            .order_by(identity.id.desc())
+        )
+    ).tuples():
+        addresses.setdefault((contact_id, channel_type), address)  # the newest identity
+    results: list[Message | SendRefused] = []
+    outgoing: list[tuple[_Queued, Message, str]] = []
+    for item in items:
+        conversation, request = item.conversation, item.request
+        to = addresses.get((conversation.contact_id, channels[conversation.inbox_id]))
+        if to is None:
+            results.append(
+                SendRefused("no_address", "This contact has no address on this inbox's channel.")
+            )
+            continue
+        message = Message(
+            inbox_id=conversation.inbox_id,
+            conversation_id=conversation.id,
+            direction="out",
+            type=request.type,
+            text=request.text,
+            content=item.content,
+            reply_to_external_id=item.reply_to_external_id,
+            sender_user_id=actor.user_id,
+            status="queued",
+            media_attempts=0,
+            created_at=now,
+        )
+        if (upload := item.upload) is not None:
+            # Shown in the thread through the media route; the worker uploads it to WhatsApp.
+            message.media_key, message.media_mime = upload.media_key, upload.mime_type
+            message.media_filename, message.media_size = upload.filename, upload.size
+            message.media_sha256, message.media_status = upload.sha256, "stored"
+        results.append(message)
+        outgoing.append((item, message, to))
+    if not outgoing:
+        return results
+    session.add_all([message for _, message, _ in outgoing])
     await session.flush()
-    await record(
+    for item, message, address in outgoing:
+        conversation = item.conversation
+        session.add(
+            OutboxItem(
+                message_id=message.id,
+                inbox_id=conversation.inbox_id,
+                recipient=address,
+                state="pending",
+                attempts=0,
+                next_attempt_at=now,
+            )
+        )
+        conversation.last_activity_at = now
+        if item.request.type != "reaction":
+            conversation.last_message_preview = preview_of(item.request.type, item.request.text)
+    await session.flush()
+    await record_many(
         session,
         actor,
-        "message.send",
-        "message",
-        message.id,
-        {"conversation_id": conversation.id, "type": request.type},
+        [
+            (
+                "message.send",
+                "message",
+                message.id,
+                {"conversation_id": item.conversation.id, "type": item.request.type},
+            )
+            for item, message, _ in outgoing
+        ],
     )
-    queue_event(
-        session,
-        "message.created",
-        {
-            "message_id": message.id,
-            "conversation_id": conversation.id,
-            "inbox_id": conversation.inbox_id,
-        },
-    )
-    queue_event(session, "outbox.queued", {"inbox_id": conversation.inbox_id})
-    return message, True
+    for item, message, _ in outgoing:
+        queue_event(
+            session,
+            "message.created",
+            {
+                "message_id": message.id,
+                "conversation_id": item.conversation.id,
+                "inbox_id": item.conversation.inbox_id,
+            },
+        )
+    for inbox_id in sorted({item.conversation.inbox_id for item, _, _ in outgoing}):
+        queue_event(session, "outbox.queued", {"inbox_id": inbox_id})
+    return results
 
 
 def _check_content(request: SendRequest, content: dict[str, Any]) -> None:
