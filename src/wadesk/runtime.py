@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import httpx
 import structlog
 from sqlalchemy import text
 
@@ -16,6 +15,7 @@ from wadesk.automation.waiting import WaitingSweeper
 from wadesk.automation.worker import AutomationWorker
 from wadesk.config import Settings
 from wadesk.db import Database
+from wadesk.httpclient import HttpClient
 from wadesk.inboxes.registry import InboxRegistry
 from wadesk.ingest.processor import DeliveryProcessor
 from wadesk.ingest.writer import DeliveryWriter
@@ -53,10 +53,7 @@ class Runtime:
     def __init__(self, settings: Settings, *, run_workers: bool = True) -> None:
         self.settings = settings
         self.db = Database(settings)
-        self.http = httpx.AsyncClient(
-            timeout=settings.graph_timeout_seconds,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-        )
+        self.http = HttpClient(timeout=settings.graph_timeout_seconds, max_connections=200)
         self.registry = InboxRegistry(self.db)
         self.processor = DeliveryProcessor(
             self.db,

@@ -290,21 +290,26 @@ async def test_production_client_runs_unchanged_against_the_simulator(harness: H
     """wadesk's own WhatsApp client, with only the Graph base URL changed."""
     from wadesk.channels.base import OutboundMessage
     from wadesk.channels.whatsapp.client import WhatsAppClient
+    from wadesk.httpclient import HttpClient
 
-    client = WhatsAppClient(
-        http=harness.client,
-        graph_url=f"{harness.base}/graph",
-        api_version="v21.0",
-        phone_number_id=harness.number.phone_number_id,
-        access_token=TOKEN,
-        business_account_id=harness.number.waba_id,
-    )
-    media_id = await client.upload_media(b"%PDF-1.4 test", "application/pdf", "invoice.pdf")
-    data, mime_type = await client.fetch_media(media_id)
-    assert (data, mime_type) == (b"%PDF-1.4 test", "application/pdf")
-    result = await client.send(
-        OutboundMessage(recipient="5511987654321", type="text", text="from wadesk")
-    )
-    assert harness.sim.outbound()[0]["wamid"] == result.external_id
-    names = {t["name"] for t in await client.list_templates()}
-    assert {"hello_world", "order_update", "seasonal_promotion"} <= names
+    http = HttpClient(timeout=10)
+    try:
+        client = WhatsAppClient(
+            http=http,
+            graph_url=f"{harness.base}/graph",
+            api_version="v21.0",
+            phone_number_id=harness.number.phone_number_id,
+            access_token=TOKEN,
+            business_account_id=harness.number.waba_id,
+        )
+        media_id = await client.upload_media(b"%PDF-1.4 test", "application/pdf", "invoice.pdf")
+        data, mime_type = await client.fetch_media(media_id)
+        assert (data, mime_type) == (b"%PDF-1.4 test", "application/pdf")
+        result = await client.send(
+            OutboundMessage(recipient="5511987654321", type="text", text="from wadesk")
+        )
+        assert harness.sim.outbound()[0]["wamid"] == result.external_id
+        names = {t["name"] for t in await client.list_templates()}
+        assert {"hello_world", "order_update", "seasonal_promotion"} <= names
+    finally:
+        await http.aclose()

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from wadesk.automation.text import normalise, render
+from wadesk.httpclient import HttpClient, HttpError
 
 WORD = re.compile(r"\w+")
 DEFAULT_NOT_FOUND = (
@@ -325,7 +324,7 @@ def _url_escape(value: str) -> str:
 
 
 async def call_integration(
-    http: httpx.AsyncClient, spec: IntegrationSpec, context: dict[str, Any]
+    http: HttpClient, spec: IntegrationSpec, context: dict[str, Any]
 ) -> tuple[str, Any]:
     """('ok', json) | ('not_found', None) | ('failed', reason). Never raises."""
     url = render(spec.url, context, escape=_url_escape)
@@ -334,10 +333,10 @@ async def call_integration(
         headers[spec.secret_header] = spec.secret
     try:
         response = await asyncio.wait_for(
-            http.request(spec.method, url, headers=headers, timeout=spec.timeout_seconds),
+            http.request(spec.method, url, headers=headers, timeout_seconds=spec.timeout_seconds),
             timeout=spec.timeout_seconds + 0.5,
         )
-    except (httpx.HTTPError, TimeoutError) as exc:
+    except (HttpError, TimeoutError) as exc:
         return "failed", f"{type(exc).__name__}: {exc}"[:300]
     if response.status_code == 404:
         return "not_found", None
@@ -354,7 +353,7 @@ async def run_rule(
     *,
     start: int,
     context: dict[str, Any],
-    http: httpx.AsyncClient,
+    http: HttpClient,
     integrations: dict[str, IntegrationSpec],
     quick_replies: dict[str, str],
 ) -> Effects:

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
 
-import httpx
 import structlog
 from sqlalchemy import (
     CursorResult,
@@ -104,6 +103,7 @@ from wadesk.conversations.actions import (
 from wadesk.conversations.models import Conversation, ConversationLabel, Label, Message
 from wadesk.db import Database, insert_for, queue_event, utcnow
 from wadesk.groupcommit import GroupCommit
+from wadesk.httpclient import HttpClient
 from wadesk.inboxes.models import Inbox
 
 log = structlog.get_logger(__name__)
@@ -180,7 +180,7 @@ class AutomationWorker(BackgroundLoop):
     name = "automation.worker"
     idle_seconds = 2.0
 
-    def __init__(self, db: Database, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, db: Database, settings: Settings, http: HttpClient) -> None:
         super().__init__()
         self._db = db
         self._settings = settings

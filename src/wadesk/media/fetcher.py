@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import mimetypes
 
-import httpx
 import structlog
 from sqlalchemy import select, text
 
@@ -17,6 +16,7 @@ from wadesk.config import Settings
 from wadesk.conversations.events import queue_message_updated
 from wadesk.conversations.models import Message
 from wadesk.db import Database
+from wadesk.httpclient import HttpClient
 from wadesk.inboxes.models import Inbox
 from wadesk.media.store import MediaStore
 
@@ -29,7 +29,7 @@ class MediaFetcher(BackgroundLoop):
     idle_seconds = 10.0
 
     def __init__(
-        self, db: Database, settings: Settings, http: httpx.AsyncClient, store: MediaStore
+        self, db: Database, settings: Settings, http: HttpClient, store: MediaStore
     ) -> None:
         super().__init__()
         self._db = db

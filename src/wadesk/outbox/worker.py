@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-import httpx
 import structlog
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +33,7 @@ from wadesk.config import Settings
 from wadesk.conversations.events import queue_message_updated
 from wadesk.conversations.models import Message
 from wadesk.db import Database, queue_event, utcnow
+from wadesk.httpclient import HttpClient
 from wadesk.inboxes.models import Inbox
 from wadesk.media.store import LocalMediaStore
 from wadesk.metrics import MESSAGES_FAILED, MESSAGES_SENT, OUTBOX_DEPTH, SEND_RETRIES
@@ -86,7 +86,7 @@ def backoff_seconds(
 class OutboxWorker(BackgroundLoop):
     name = "outbox.worker"
 
-    def __init__(self, db: Database, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, db: Database, settings: Settings, http: HttpClient) -> None:
         super().__init__()
         self._db = db
         self._settings = settings

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from wadesk.channels.base import (
     ChannelCapabilities,
     ChannelSendError,
@@ -13,6 +11,7 @@ from wadesk.channels.base import (
     SendResult,
 )
 from wadesk.channels.whatsapp.errors import ACCOUNT_CODES, is_transient
+from wadesk.httpclient import HttpClient, HttpError, HttpResponse, HttpTimeout
 
 MB = 1024 * 1024
 CAPABILITIES = ChannelCapabilities(
@@ -76,7 +75,7 @@ def build_payload(message: OutboundMessage) -> dict[str, Any]:
     return payload
 
 
-def _error_from_response(response: httpx.Response) -> ChannelSendError:
+def _error_from_response(response: HttpResponse) -> ChannelSendError:
     code = f"http_{response.status_code}"
     title = response.reason_phrase or "error"
     try:
@@ -113,7 +112,7 @@ class WhatsAppClient:
     def __init__(
         self,
         *,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         graph_url: str,
         api_version: str,
         phone_number_id: str,
@@ -126,12 +125,12 @@ class WhatsAppClient:
         self._waba_id = business_account_id
         self._headers = {"Authorization": f"Bearer {access_token}"}
 
-    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def _request(self, method: str, url: str, **kwargs: Any) -> HttpResponse:
         try:
             response = await self._http.request(method, url, headers=self._headers, **kwargs)
-        except httpx.TimeoutException as exc:
+        except HttpTimeout as exc:
             raise ChannelSendError("network", f"timeout: {exc}", transient=True) from exc
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise ChannelSendError(
                 "network", str(exc) or type(exc).__name__, transient=True
             ) from exc

@@ -1,0 +1,128 @@
+"""wadesk's outbound HTTP client (wadesk/httpclient.py) against a real local server."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from wadesk.httpclient import HttpClient, HttpError, HttpTimeout
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[str]:
+    async def echo(request: web.Request) -> web.Response:
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            upload = form["file"]
+            assert isinstance(upload, web.FileField)
+            return web.json_response(
+                {
+                    "type": form["type"],
+                    "filename": upload.filename,
+                    "mime": upload.content_type,
+                    "bytes": upload.file.read().decode(),
+                }
+            )
+        return web.json_response(
+            {
+                "method": request.method,
+                "auth": request.headers.get("Authorization"),
+                "json": await request.json() if request.can_read_body else None,
+            },
+            headers={"Retry-After": "7"},
+        )
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.Response(text="late")
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/echo")
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=503, reason="Down For Now", text="<html>not json</html>")
+
+    app = web.Application()
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/moved", moved)
+    app.router.add_get("/broken", broken)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_json_request_and_answer(server: str) -> None:
+    http = HttpClient(timeout=5)
+    try:
+        answer = await http.request(
+            "POST", f"{server}/echo", headers={"Authorization": "Bearer t"}, json={"a": [1, "é"]}
+        )
+        assert answer.status_code == 200
+        assert answer.reason_phrase == "OK"
+        assert answer.json() == {"method": "POST", "auth": "Bearer t", "json": {"a": [1, "é"]}}
+        assert answer.headers["retry-after"] == "7"  # case-insensitive
+    finally:
+        await http.aclose()
+
+
+async def test_multipart_upload(server: str) -> None:
+    http = HttpClient(timeout=5)
+    try:
+        answer = await http.request(
+            "POST",
+            f"{server}/echo",
+            data={"type": "application/pdf"},
+            files={"file": ("invoice.pdf", b"%PDF-1.4", "application/pdf")},
+        )
+        assert answer.json() == {
+            "type": "application/pdf",
+            "filename": "invoice.pdf",
+            "mime": "application/pdf",
+            "bytes": "%PDF-1.4",
+        }
+    finally:
+        await http.aclose()
+
+
+async def test_error_answers_are_answers_and_redirects_are_not_followed(server: str) -> None:
+    http = HttpClient(timeout=5)
+    try:
+        broken = await http.request("GET", f"{server}/broken")
+        assert (broken.status_code, broken.reason_phrase) == (503, "Down For Now")
+        with pytest.raises(ValueError):
+            broken.json()
+        moved = await http.request("GET", f"{server}/moved")
+        assert moved.status_code == 302
+        assert moved.headers["location"] == "/echo"
+    finally:
+        await http.aclose()
+
+
+async def test_timeout_and_unreachable_are_told_apart(server: str) -> None:
+    http = HttpClient(timeout=5)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]  # bound, never listening: refused
+    try:
+        with pytest.raises(HttpTimeout, match=r"0\.2 s"):
+            await http.request("GET", f"{server}/slow", timeout_seconds=0.2)
+        with pytest.raises(HttpError) as refused:
+            await http.request("GET", f"http://127.0.0.1:{closed_port}/")
+        assert not isinstance(refused.value, HttpTimeout)
+        with pytest.raises(HttpError):
+            await http.request("GET", "not a url")
+        # The pool survives errors, and a closed client opens a new one on next use.
+        assert (await http.request("GET", f"{server}/echo")).status_code == 200
+        await http.aclose()
+        assert (await http.request("GET", f"{server}/echo")).status_code == 200
+    finally:
+        await http.aclose()
