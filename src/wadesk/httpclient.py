@@ -5,7 +5,7 @@ It wraps aiohttp, not httpx: on this project's 2-core reference machine an httpx
 costs ~0.9-1.4 ms of CPU and an aiohttp request ~0.1 ms (``bench/httpclient.py`` prints both
 against the same local server); with one send and often one integration call per automated
 reply, httpx was a third of the server's CPU in ``bench/automation.py``
-(docs/decisions/0036-aiohttp-for-outbound-http.md). The interface is the few things wadesk
+(docs/decisions/0004-aiohttp-for-outbound-http.md). The interface is the few things wadesk
 reads of an answer, so callers and their error handling do not depend on the library.
 """
 
