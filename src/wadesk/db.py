@@ -35,6 +35,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 from sqlalchemy.types import TypeDecorator
 
 from wadesk.config import Settings, get_settings
+from wadesk.pgarrays import use_array_in
 from wadesk.realtime.bus import Event
 
 log = structlog.get_logger(__name__)
@@ -93,12 +94,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
     # (the webhook answers 503, a loop retries its round) and SQLAlchemy then discards every
     # older pooled connection at once (its optimistic disconnect handling);
     # bench/faults/db_outage.py checks that everything recovers by itself.
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_recycle=1800,
     )
+    use_array_in(engine)
+    return engine
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

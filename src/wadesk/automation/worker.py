@@ -34,6 +34,7 @@ from typing import Any, cast
 
 import structlog
 from sqlalchemy import (
+    JSON,
     CursorResult,
     Table,
     bindparam,
@@ -41,8 +42,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    literal,
-    null,
     or_,
     select,
     text,
@@ -930,6 +929,7 @@ class AutomationWorker(BackgroundLoop):
             )
         )
         rules: dict[int, list[int]] = {}  # rule id -> [matches, answered, handed off]
+        states: list[dict[str, Any]] = []
         faqs: dict[int, list[int]] = {}  # entry id -> [matches, answered, handed off]
         for decided, planned in requests:
             item, effects = decided.prepared, decided.effects
@@ -951,7 +951,8 @@ class AutomationWorker(BackgroundLoop):
                     .values(outcome=outcome)
                 )
             await self._apply_effects(session, conversation, effects)
-            await self._update_state(session, item, effects, sent, now)
+            if (state := self._state_row(item, effects, sent, now)) is not None:
+                states.append(state)
             await self._apply_flow(session, item, now)
             if item.faq_count_id is not None:
                 counts = faqs.setdefault(item.faq_count_id, [0, 0, 0])
@@ -968,6 +969,7 @@ class AutomationWorker(BackgroundLoop):
                 counts[0] += item.new_match
                 counts[1] += bool(sent) and not effects.handed_off and not asked
                 counts[2] += effects.handed_off
+        await self._update_states(session, states)
         for faq_id, (matches, answered, handed_off) in sorted(faqs.items()):
             await do_count_faq(
                 session,
@@ -1211,72 +1213,87 @@ class AutomationWorker(BackgroundLoop):
                 session, actor=AUTOMATION_ACTOR, conversation=conversation, team=team
             )
 
-    async def _update_state(
-        self, session: AsyncSession, item: Prepared, effects: Effects, sent: list[str], now: Any
-    ) -> None:
-        """One upsert: the pending question is this job's (or none), the loop guard's window
-        restarts when it is over, the last reply and greeting/away times move on a send."""
-        touch = sent or item.clear_pending or effects.pending is not None
-        if not touch:
-            return
-        pending: dict[str, Any] = {
+    @staticmethod
+    def _state_row(
+        item: Prepared, effects: Effects, sent: list[str], now: Any
+    ) -> dict[str, Any] | None:
+        """The job's row for ``_STATE_UPSERT`` (None: the job leaves the state alone): the
+        pending question is this job's (or none); with replies sent, their count, the last
+        one's text and the greeting/away times."""
+        if not (sent or item.clear_pending or effects.pending is not None):
+            return None
+        row: dict[str, Any] = {
+            "inbox_id": item.inbox_id,
+            "contact_id": item.contact_id,
+            "updated_at": now,
+            "window_from": now - REPLY_WINDOW,
+            "replies_window_at": now if sent else None,
+            "replies_in_window": len(sent),
+            "last_reply_text": sent[-1][:500] if sent else None,
+            "last_greeting_at": now if item.greeting and item.greeting.strip() in sent else None,
+            "last_away_at": now if item.away and item.away.strip() in sent else None,
             "pending_rule_id": None,
             "pending_step": None,
-            "pending_data": null(),
+            "pending_data": None,
             "pending_until": None,
         }
         if effects.pending is not None:
             step, capture, pattern, minutes = effects.pending
-            pending = {
-                "pending_rule_id": effects.rule_id,
-                "pending_step": step,
-                "pending_data": {
-                    **effects.pending_data,
-                    "__capture": capture,
-                    "__pattern": pattern,
-                },
-                "pending_until": now + timedelta(minutes=minutes),
-            }
-        table = cast(Table, AutomationContactState.__table__)
-        row: dict[str, Any] = {
-            "inbox_id": item.inbox_id,
-            "contact_id": item.contact_id,
-            "replies_in_window": 0,
-            "updated_at": now,
-            **pending,
-        }
-        changes: dict[str, Any] = {"updated_at": now, **pending}
-        if sent:
-            greeted = bool(item.greeting and item.greeting.strip() in sent)
-            away = bool(item.away and item.away.strip() in sent)
             row.update(
-                replies_window_at=now,
-                replies_in_window=len(sent),
-                last_reply_text=sent[-1][:500],
-                last_greeting_at=now if greeted else None,
-                last_away_at=now if away else None,
+                pending_rule_id=effects.rule_id,
+                pending_step=step,
+                pending_data={**effects.pending_data, "__capture": capture, "__pattern": pattern},
+                pending_until=now + timedelta(minutes=minutes),
             )
-            window_over = or_(
-                table.c.replies_window_at.is_(None),
-                table.c.replies_window_at <= now - REPLY_WINDOW,
-            )
-            changes.update(
-                replies_window_at=case(
-                    (window_over, literal(now, table.c.replies_window_at.type)),
-                    else_=table.c.replies_window_at,
-                ),
-                replies_in_window=case(
-                    (window_over, len(sent)), else_=table.c.replies_in_window + len(sent)
-                ),
-                last_reply_text=sent[-1][:500],
-            )
-            if greeted:
-                changes["last_greeting_at"] = now
-            if away:
-                changes["last_away_at"] = now
+        return row
+
+    async def _update_states(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        """All the round's contact states in one statement (executemany): the loop guard's
+        window restarts when it is over, the last reply and greeting/away times move only
+        when a reply was sent."""
+        if not rows:
+            return
+        table = cast(Table, AutomationContactState.__table__)
         insert = insert_for(session.bind.dialect.name)
+        types: dict[str, Any] = {"pending_data": JSON(none_as_null=True)}  # None: SQL NULL
+        statement = insert(table).values(
+            {
+                column: bindparam(column, type_=types.get(column, table.c[column].type))
+                for column in rows[0]
+                if column != "window_from"
+            }
+        )
+        new = statement.excluded
+        window_over = or_(
+            table.c.replies_window_at.is_(None),
+            table.c.replies_window_at <= bindparam("window_from", type_=new.updated_at.type),
+        )
+        nothing_sent = new.replies_in_window == 0
         await session.execute(
-            insert(table)
-            .values(**row)
-            .on_conflict_do_update(index_elements=["inbox_id", "contact_id"], set_=changes)
+            statement.on_conflict_do_update(
+                index_elements=["inbox_id", "contact_id"],
+                set_={
+                    "updated_at": new.updated_at,
+                    "pending_rule_id": new.pending_rule_id,
+                    "pending_step": new.pending_step,
+                    "pending_data": new.pending_data,
+                    "pending_until": new.pending_until,
+                    "replies_window_at": case(
+                        (nothing_sent, table.c.replies_window_at),
+                        (window_over, new.updated_at),
+                        else_=table.c.replies_window_at,
+                    ),
+                    "replies_in_window": case(
+                        (nothing_sent, table.c.replies_in_window),
+                        (window_over, new.replies_in_window),
+                        else_=table.c.replies_in_window + new.replies_in_window,
+                    ),
+                    "last_reply_text": func.coalesce(new.last_reply_text, table.c.last_reply_text),
+                    "last_greeting_at": func.coalesce(
+                        new.last_greeting_at, table.c.last_greeting_at
+                    ),
+                    "last_away_at": func.coalesce(new.last_away_at, table.c.last_away_at),
+                },
+            ),
+            rows,
         )

@@ -16,66 +16,62 @@ Redis) and polls every ``idle_seconds`` in case a notification was lost.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, delete, select, text
+from sqlalchemy import BigInteger, Integer, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.background import BackgroundLoop
-from wadesk.db import CREATE_EVENT_COUNTER, Database, utcnow
+from wadesk.db import CREATE_EVENT_COUNTER, Database, UTCDateTime, utcnow
 from wadesk.metrics import EVENTS_WAITING_SECONDS
-from wadesk.realtime.models import EventRecord, StagedEvent
 
 BATCH = 5_000
 
 _LOCK_COUNTER = text("SELECT last FROM event_sequence WHERE id = 1 FOR UPDATE")
-_SET_LAST = text("UPDATE event_sequence SET last = :last WHERE id = 1")
+# One statement moves the oldest staged events into the log, numbered after ``last`` in
+# staging order, and moves the counter on (only if something moved: an idle round writes
+# nothing). It runs after the counter's lock is held, so its snapshot holds every round
+# committed before this one.
+_MOVE = (
+    text(
+        """
+        WITH moved AS (
+            DELETE FROM events_staged
+            WHERE id IN (SELECT id FROM events_staged ORDER BY id LIMIT :batch)
+            RETURNING id, kind, inbox_id, conversation_id, payload, created_at
+        ), logged AS (
+            INSERT INTO events (id, kind, inbox_id, conversation_id, payload, created_at)
+            SELECT :last + row_number() OVER (ORDER BY id),
+                   kind, inbox_id, conversation_id, payload, created_at
+            FROM moved
+            RETURNING created_at
+        ), counted AS (
+            SELECT count(*) AS n, min(created_at) AS oldest FROM logged
+        ), bumped AS (
+            UPDATE event_sequence SET last = :last + (SELECT n FROM counted)
+            WHERE id = 1 AND (SELECT n FROM counted) > 0
+        )
+        SELECT n, oldest FROM counted
+        """
+    )
+    .bindparams(bindparam("batch", type_=Integer), bindparam("last", type_=BigInteger))
+    .columns(n=Integer, oldest=UTCDateTime)
+)
 
 
 async def sequence_batch(session: AsyncSession, *, batch: int = BATCH) -> int:
     """Give ids to up to ``batch`` staged events of committed transactions; how many.
 
     The counter row is locked first, so that a second sequencer (``sequence_pending`` beside
-    the loop) reads the staging table only after the first one's round is committed."""
+    the loop, or another process's loop) reads the staging table only after the first one's
+    round is committed. Two statements a round: the lock, then the move."""
     last = await session.scalar(_LOCK_COUNTER)
     if last is None:  # the counter row is missing (tables emptied, a partial restore)
         await session.execute(CREATE_EVENT_COUNTER)
         last = await session.scalar(_LOCK_COUNTER)
-    staged = cast(Table, StagedEvent.__table__)
-    rows = (
-        await session.execute(
-            select(
-                staged.c.id,
-                staged.c.kind,
-                staged.c.inbox_id,
-                staged.c.conversation_id,
-                staged.c.payload,
-                staged.c.created_at,
-            )
-            .order_by(staged.c.id)
-            .limit(batch)
-        )
-    ).all()
-    if not rows:
-        return 0
-    first = int(last) + 1
-    await session.execute(_SET_LAST, {"last": int(last) + len(rows)})
-    await session.execute(
-        cast(Table, EventRecord.__table__).insert(),
-        [
-            {
-                "id": first + offset,
-                "kind": row.kind,
-                "inbox_id": row.inbox_id,
-                "conversation_id": row.conversation_id,
-                "payload": row.payload,
-                "created_at": row.created_at,
-            }
-            for offset, row in enumerate(rows)
-        ],
-    )
-    await session.execute(delete(staged).where(staged.c.id.in_([row.id for row in rows])))
-    return len(rows)
+    moved, oldest = (await session.execute(_MOVE, {"batch": batch, "last": int(last)})).one()
+    EVENTS_WAITING_SECONDS.set(0 if oldest is None else (utcnow() - oldest).total_seconds())
+    return int(moved)
 
 
 async def sequence_pending(db: Database) -> int:
@@ -108,18 +104,11 @@ class EventSequencer(BackgroundLoop):
         self.idle_seconds = idle_seconds
 
     async def run_once(self) -> int:
-        """One transaction: a look for staged rows (read-only, no lock when there is none),
-        then the round. Every process runs it when woken: the counter row's lock makes a
-        second one wait for the first's round and then take what committed meanwhile, which
-        is also what keeps the other processes' events from waiting for the next poll."""
+        """One round in one transaction. Every process runs it when woken: the counter row's
+        lock makes a second one wait for the first's round and then take what committed
+        meanwhile, which is also what keeps the other processes' events from waiting for
+        the next poll."""
         async with self.db.session() as session:
-            # By the primary key: a plain scan would read every dead row the rounds leave.
-            oldest = await session.scalar(
-                select(StagedEvent.created_at).order_by(StagedEvent.id).limit(1)
-            )
-            EVENTS_WAITING_SECONDS.set(0 if oldest is None else (utcnow() - oldest).total_seconds())
-            if oldest is None:
-                return 0
             done = await sequence_batch(session)
         if done and self.on_sequenced is not None:
             self.on_sequenced()
