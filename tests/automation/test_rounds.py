@@ -1,0 +1,122 @@
+"""Decided jobs are applied a round at a time (group commit): one transaction for the jobs
+decided together, counters summed, and a round that fails retried job by job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from tests.automation.conftest import customer_says, sim_inbox
+from wadesk.audit.actions import Actor
+from wadesk.automation.actions import do_create_rule
+from wadesk.automation.models import AutomationJob, AutomationRule
+from wadesk.automation.worker import AutomationWorker
+from wadesk.conversations.models import Message
+
+ADMIN = Actor.system("tests")
+CUSTOMERS = [f"55119876540{i:02d}" for i in range(6)]
+
+
+async def _paused_worker(live: Any) -> AutomationWorker:
+    """Stop the runtime's own automation loop; the test runs rounds itself."""
+    live.runtime.automation.stop()
+    return AutomationWorker(live.runtime.db, live.runtime.settings, live.runtime.http)
+
+
+async def _rule(live: Any, inbox_id: int) -> int:
+    async with live.runtime.db.session() as session:
+        rule = await do_create_rule(
+            session,
+            actor=ADMIN,
+            inbox_id=inbox_id,
+            data={
+                "name": "Opening hours",
+                "conditions": {"keywords": ["open"]},
+                "actions": [{"type": "reply", "text": "We open at 9, {{contact.first_name}}."}],
+            },
+        )
+        return int(rule.id)
+
+
+def _recording_rounds(worker: AutomationWorker) -> list[int]:
+    sizes: list[int] = []
+    apply = worker._apply_batch
+
+    async def recorded(session: Any, batch: list[Any]) -> None:
+        sizes.append(len(batch))
+        await apply(session, batch)
+
+    worker._apply_batch = recorded  # type: ignore[method-assign]  (a job retried alone)
+    worker._group._write = recorded  # a round (the group commit holds the bound method)
+    return sizes
+
+
+async def _replies(live: Any) -> dict[int, list[str]]:
+    async with live.runtime.db.session() as session:
+        rows = (
+            await session.execute(
+                select(Message.conversation_id, Message.text)
+                .where(Message.direction == "out")
+                .order_by(Message.id)
+            )
+        ).all()
+    replies: dict[int, list[str]] = {}
+    for conversation_id, text in rows:
+        replies.setdefault(conversation_id, []).append(text)
+    return replies
+
+
+async def test_jobs_decided_together_are_applied_in_one_round(live):
+    inbox = await sim_inbox(live)
+    rule_id = await _rule(live, inbox["id"])
+    worker = await _paused_worker(live)
+    for i, wa_id in enumerate(CUSTOMERS):
+        await customer_says(live, "are you open today?", wa_id=wa_id, name=f"Cliente{i} Silva")
+    rounds = _recording_rounds(worker)
+    await worker.run_once()
+    assert rounds == [len(CUSTOMERS)]  # one transaction for the six
+    replies = await _replies(live)
+    assert sorted(text for texts in replies.values() for text in texts) == sorted(
+        f"We open at 9, Cliente{i}." for i in range(len(CUSTOMERS))
+    )
+    assert all(len(texts) == 1 for texts in replies.values())
+    async with live.runtime.db.session() as session:
+        rule = await session.get(AutomationRule, rule_id)
+        assert (rule.matches, rule.answered, rule.handed_off) == (6, 6, 0)
+        jobs = (await session.scalars(select(AutomationJob))).all()
+        assert {(j.state, j.outcome["sent"]) for j in jobs} == {("done", 1)}
+
+
+async def test_a_failing_job_does_not_hold_back_its_round(live):
+    inbox = await sim_inbox(live)
+    rule_id = await _rule(live, inbox["id"])
+    worker = await _paused_worker(live)
+    for wa_id in CUSTOMERS[:4]:
+        await customer_says(live, "open?", wa_id=wa_id)
+    async with live.runtime.db.session() as session:
+        jobs = (await session.scalars(select(AutomationJob).order_by(AutomationJob.id))).all()
+        broken = jobs[2].conversation_id
+    rounds = _recording_rounds(worker)
+    effects = worker._apply_effects
+
+    async def fails_for_one(session: Any, conversation: Any, job_effects: Any) -> None:
+        if conversation.id == broken:
+            raise RuntimeError("a bug in one job's effects")
+        await effects(session, conversation, job_effects)
+
+    worker._apply_effects = fails_for_one  # type: ignore[method-assign]
+    await worker.run_once()
+    # The round of four failed as a whole (rolled back), then each job went alone.
+    assert rounds[0] == 4 and sorted(rounds[1:]) == [1, 1, 1, 1]
+    replies = await _replies(live)
+    assert broken not in replies and len(replies) == 3
+    async with live.runtime.db.session() as session:
+        rule = await session.get(AutomationRule, rule_id)
+        assert (rule.matches, rule.answered) == (3, 3)  # nothing of the failed round counted
+        states = {
+            j.conversation_id: (j.state, j.attempts)
+            for j in (await session.scalars(select(AutomationJob))).all()
+        }
+    assert states.pop(broken) == ("pending", 1)  # retried after its lease
+    assert set(states.values()) == {("done", 1)}
