@@ -126,8 +126,10 @@ class _Stream:
             while not self._stopping():
                 changed = self.feed.changed()
                 frames, more = await self._next()
-                for frame in frames:
-                    yield frame
+                if frames:
+                    # One write for the whole batch: with 50 streams at 500 msg/s, a send per
+                    # event was tens of thousands of ASGI sends a second.
+                    yield b"".join(frames)
                 if more:
                     await asyncio.sleep(0)  # let the disconnect watcher run
                     continue
