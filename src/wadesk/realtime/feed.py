@@ -68,8 +68,15 @@ class EventFeed:
             return None
         if position >= self.last:
             return []
-        skip = position - self._base
-        return list(itertools.islice(self._buffer, skip, None))
+        wanted = self.last - position
+        if wanted <= len(self._buffer) // 2:
+            # The usual case, a stream a few events behind: walk back from the end (islice
+            # from the front walks the whole buffer, up to ``keep`` events, for every stream
+            # on every advance).
+            tail = list(itertools.islice(reversed(self._buffer), wanted))
+            tail.reverse()
+            return tail
+        return list(itertools.islice(self._buffer, position - self._base, None))
 
     def stop(self) -> None:
         self.closing.set()
