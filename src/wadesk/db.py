@@ -172,6 +172,21 @@ class Database:
                 await session.rollback()
                 raise
 
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only. On PostgreSQL it runs without a transaction (autocommit:
+        each statement sees what is committed when it starts), so a one-query read is one
+        round trip instead of three (BEGIN, the query, COMMIT) — the event feed reads the log
+        after every commit. On SQLite: an ordinary session (one connection, no round trips)."""
+        if self.is_sqlite:
+            async with self.session() as session:
+                yield session
+            return
+        async with self.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            async with AsyncSession(bind=autocommit) as session:
+                yield session
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 

@@ -110,7 +110,7 @@ class _Stream:
     async def run(self) -> AsyncIterator[bytes]:
         with self.feed.subscribe():
             yield b"retry: %d\n\n" % RETRY_MS
-            async with self.db.session() as session:
+            async with self.db.reader() as session:
                 end = await current_event_id(session)
             if self.bad_resume:
                 yield self._reset_to(end)
@@ -162,7 +162,7 @@ class _Stream:
             if self.feed.last - self.position > MAX_BEHIND:
                 return [self._reset_to(self.feed.last)], False
         else:
-            async with self.db.session() as session:
+            async with self.db.reader() as session:
                 end = await current_event_id(session)
                 if self.position > end or end - self.position > MAX_BEHIND:
                     return [self._reset_to(end)], False

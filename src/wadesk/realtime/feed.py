@@ -103,7 +103,7 @@ class EventFeed:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
     async def read_once(self) -> int:
-        async with self.db.session() as session:
+        async with self.db.reader() as session:
             if self.last is None:
                 self.last = self._base = await current_event_id(session)
                 self._notify()
