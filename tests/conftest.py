@@ -125,6 +125,7 @@ def settings(tmp_path: Path) -> Any:
         outbox_poll_seconds=0.2,
         ingest_sweep_seconds=2.0,
         graph_timeout_seconds=3.0,
+        gc_freeze=False,  # one process runs every test: nothing of one test should stay
     )
 
 

@@ -26,7 +26,7 @@ from wadesk.logging import configure_logging
 from wadesk.media.api import router as uploads_router
 from wadesk.realtime.api import router as events_router
 from wadesk.routing.api import router as routing_router
-from wadesk.runtime import Runtime
+from wadesk.runtime import Runtime, freeze_startup_objects
 from wadesk.teams.api import router as teams_router
 from wadesk.web import install as install_web
 
@@ -55,6 +55,8 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
             from wadesk.demo import start_embedded_simulator
 
             await start_embedded_simulator(app, runtime)
+        if settings.gc_freeze:
+            freeze_startup_objects()
         try:
             yield
         finally:

@@ -102,7 +102,7 @@ def serve(
 def worker() -> None:
     """Run background work without HTTP: outbox sends, inbound processing, media downloads."""
     from wadesk.logging import configure_logging
-    from wadesk.runtime import Runtime
+    from wadesk.runtime import Runtime, freeze_startup_objects
 
     settings = get_settings()
     configure_logging(settings)
@@ -110,6 +110,8 @@ def worker() -> None:
     async def main() -> None:
         runtime = Runtime(settings, run_workers=True)
         await runtime.start()
+        if settings.gc_freeze:
+            freeze_startup_objects()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     ingest_batch_size: int = Field(default=200, ge=1, le=5000)
     ingest_sweep_seconds: float = 30.0
     run_worker_in_server: bool = True
+    # After start-up, move every object alive to the collector's permanent generation
+    # (gc.freeze): full collections then skip the thousands of start-up objects. They took
+    # ~200 ms each under bench/faults/festival.py, twice a run, in each server process.
+    gc_freeze: bool = True
 
     # Outbound
     outbox_batch_size: int = Field(default=50, ge=1, le=1000)
