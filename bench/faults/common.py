@@ -752,6 +752,13 @@ class SseClient(asyncio.Protocol):
                 return
             self.text += self.raw[line_end + 2 : line_end + 2 + size]
             del self.raw[: line_end + 2 + size + 2]
+            if size == 0:
+                # The last chunk: the server ended the stream (the connection may stay open
+                # for keep-alive). A browser's EventSource reconnects now, not when the idle
+                # connection is closed seconds later.
+                self.close()
+                self.closed.set()
+                return
 
     def _frame(self, frame: bytes, now: float) -> None:
         event_id: int | None = None
