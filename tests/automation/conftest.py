@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import select
 
 from tests.helpers import PHONE_NUMBER_ID, create_inbox, eventually, settle
+from wadesk.audit.actions import Actor
+from wadesk.automation.actions import do_create_rule
 from wadesk.automation.demo import setup_order_status_demo
 from wadesk.automation.models import AutomationJob, Integration
 from wadesk.conversations.models import Message
@@ -27,6 +29,15 @@ async def sim_inbox(live: Any) -> dict[str, Any]:
 
     await eventually(registered)
     return inbox
+
+
+async def add_rule(live: Any, inbox_id: int, **data: Any) -> int:
+    """A rule created as an admin would (audited); returns its id."""
+    async with live.runtime.db.session() as session:
+        rule = await do_create_rule(
+            session, actor=Actor.system("tests"), inbox_id=inbox_id, data=data
+        )
+        return int(rule.id)
 
 
 async def demo_inbox(live: Any) -> dict[str, Any]:

@@ -7,14 +7,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tests.automation.conftest import customer_says, sim_inbox
-from wadesk.audit.actions import Actor
-from wadesk.automation.actions import do_create_rule
+from tests.automation.conftest import add_rule, customer_says, sim_inbox
 from wadesk.automation.models import AutomationJob, AutomationRule
 from wadesk.automation.worker import AutomationWorker
 from wadesk.conversations.models import Message
 
-ADMIN = Actor.system("tests")
 CUSTOMERS = [f"55119876540{i:02d}" for i in range(6)]
 
 
@@ -25,18 +22,13 @@ async def _paused_worker(live: Any) -> AutomationWorker:
 
 
 async def _rule(live: Any, inbox_id: int) -> int:
-    async with live.runtime.db.session() as session:
-        rule = await do_create_rule(
-            session,
-            actor=ADMIN,
-            inbox_id=inbox_id,
-            data={
-                "name": "Opening hours",
-                "conditions": {"keywords": ["open"]},
-                "actions": [{"type": "reply", "text": "We open at 9, {{contact.first_name}}."}],
-            },
-        )
-        return int(rule.id)
+    return await add_rule(
+        live,
+        inbox_id,
+        name="Opening hours",
+        conditions={"keywords": ["open"]},
+        actions=[{"type": "reply", "text": "We open at 9, {{contact.first_name}}."}],
+    )
 
 
 def _recording_rounds(worker: AutomationWorker) -> list[int]:

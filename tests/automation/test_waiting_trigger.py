@@ -8,31 +8,30 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tests.automation.conftest import customer_says, received, settle_jobs, sim_inbox, wait_received
+from tests.automation.conftest import (
+    add_rule,
+    customer_says,
+    received,
+    settle_jobs,
+    sim_inbox,
+    wait_received,
+)
 from tests.helpers import auth, create_user
-from wadesk.audit.actions import Actor
-from wadesk.automation.actions import do_create_rule, queue_waiting_jobs
+from wadesk.automation.actions import queue_waiting_jobs
 from wadesk.automation.models import AutomationJob, AutomationRule
 from wadesk.automation.waiting import sweep_waiting
 from wadesk.conversations.models import Conversation, Message
 
-ADMIN = Actor.system("tests")
-
 
 async def waiting_rule(live: Any, inbox_id: int, minutes: int, actions: list[Any]) -> int:
-    async with live.runtime.db.session() as session:
-        rule = await do_create_rule(
-            session,
-            actor=ADMIN,
-            inbox_id=inbox_id,
-            data={
-                "name": f"Waiting {minutes} min",
-                "trigger": "waiting",
-                "conditions": {"minutes": minutes},
-                "actions": actions,
-            },
-        )
-        return rule.id
+    return await add_rule(
+        live,
+        inbox_id,
+        name=f"Waiting {minutes} min",
+        trigger="waiting",
+        conditions={"minutes": minutes},
+        actions=actions,
+    )
 
 
 async def time_passes(live: Any, minutes: int) -> None:
