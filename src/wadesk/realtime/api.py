@@ -27,13 +27,12 @@ from fastapi.responses import StreamingResponse
 
 from wadesk.accounts.access import Principal
 from wadesk.deps import RuntimeDep, require_permission
-from wadesk.realtime.feed import EventFeed
+from wadesk.realtime.feed import MAX_BEHIND, EventFeed
 from wadesk.realtime.queries import LoggedEvent, current_event_id, events_after
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["events"])
 
-MAX_BEHIND = 5_000
 CATCH_UP_BATCH = 500
 HEARTBEAT_SECONDS = 15.0
 TICK_SECONDS = 1.0  # how often a waiting stream looks at the feed and at shutdown anyway

@@ -22,6 +22,10 @@ from wadesk.realtime.queries import LoggedEvent, current_event_id, events_after
 
 log = structlog.get_logger(__name__)
 
+# A stream further behind than this is told to reload (``reset``, realtime/api.py), so the
+# memory keeps exactly this many events: more would never be served.
+MAX_BEHIND = 5_000
+
 
 class EventFeed:
     def __init__(
@@ -29,7 +33,7 @@ class EventFeed:
         db: Database,
         *,
         poll_seconds: float = 1.0,
-        keep: int = 10_000,
+        keep: int = MAX_BEHIND,
         batch: int = 1_000,
     ) -> None:
         self.db = db
