@@ -25,6 +25,8 @@ os.environ.setdefault("WADESK_SECRET_KEY", "test-secret-key-not-for-production")
 os.environ["WADESK_VAR_DIR"] = str(_TMP / "var")
 os.environ["WADESK_ENV"] = "test"
 os.environ["WADESK_LOG_LEVEL"] = "WARNING"
+# One process runs every test: no app of one test should freeze objects for the rest.
+os.environ["WADESK_GC_FREEZE"] = "0"
 
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/wadesk_test"
 
@@ -125,7 +127,6 @@ def settings(tmp_path: Path) -> Any:
         outbox_poll_seconds=0.2,
         ingest_sweep_seconds=2.0,
         graph_timeout_seconds=3.0,
-        gc_freeze=False,  # one process runs every test: nothing of one test should stay
     )
 
 
