@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 
@@ -113,16 +114,69 @@ async def test_timeout_and_unreachable_are_told_apart(server: str) -> None:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]  # bound, never listening: refused
     try:
-        with pytest.raises(HttpTimeout, match=r"0\.2 s"):
+        with pytest.raises(HttpTimeout, match=r"0\.2 s") as late:
             await http.request("GET", f"{server}/slow", timeout_seconds=0.2)
+        assert late.value.maybe_sent  # the server had the request
         with pytest.raises(HttpError) as refused:
             await http.request("GET", f"http://127.0.0.1:{closed_port}/")
         assert not isinstance(refused.value, HttpTimeout)
-        with pytest.raises(HttpError):
+        assert not refused.value.maybe_sent
+        with pytest.raises(HttpError) as invalid:
             await http.request("GET", "not a url")
+        assert not invalid.value.maybe_sent
         # The pool survives errors, and a closed client opens a new one on next use.
         assert (await http.request("GET", f"{server}/echo")).status_code == 200
         await http.aclose()
         assert (await http.request("GET", f"{server}/echo")).status_code == 200
     finally:
         await http.aclose()
+
+
+async def test_a_connection_dropped_after_the_request_may_have_been_acted_on() -> None:
+    """The server reads the whole request, then closes without answering: the request may
+    have been carried out, and the error says so (the outbox then waits for a status)."""
+    received: list[bytes] = []
+
+    async def read_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.close()
+
+    server = await asyncio.start_server(read_then_hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    http = HttpClient(timeout=5)
+    try:
+        with pytest.raises(HttpError) as dropped:
+            await http.request("POST", f"http://127.0.0.1:{port}/messages", json={"x": 1})
+        assert dropped.value.maybe_sent and not isinstance(dropped.value, HttpTimeout)
+        assert received and received[0].startswith(b"POST /messages")
+    finally:
+        await http.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_connection_that_cannot_be_made_in_time_was_never_sent() -> None:
+    """A listener whose accept queue is full: the connect itself times out."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(8):  # fill the backlog; further connects hang in SYN
+                filler = socket.socket()
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+                fillers.append(filler)
+            http = HttpClient(timeout=0.6)
+            try:
+                with pytest.raises(HttpTimeout) as hung:
+                    await http.request("GET", f"http://127.0.0.1:{port}/")
+                assert not hung.value.maybe_sent
+                assert "no connection" in str(hung.value)
+            finally:
+                await http.aclose()
+        finally:
+            for filler in fillers:
+                filler.close()

@@ -23,6 +23,7 @@ CUSTOMER = "5511912345678"
 def fast_retries(settings):
     settings.outbox_backoff_base_seconds = 0.05
     settings.outbox_backoff_max_seconds = 0.2
+    settings.outbox_unanswered_wait_seconds = 0.5
     return settings
 
 

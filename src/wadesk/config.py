@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=10, ge=1)
     outbox_backoff_base_seconds: float = Field(default=2.0, gt=0)
     outbox_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    # A send that got no answer may have gone out: it is sent again only if no status of
+    # it arrives within this time (outbox/tracking.py).
+    outbox_unanswered_wait_seconds: float = Field(default=60.0, gt=0)
     outbox_poll_seconds: float = 1.0
     send_rate_per_number: float = 80.0
     pair_rate_per_s: float = 1 / 6

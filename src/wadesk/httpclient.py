@@ -21,7 +21,15 @@ from multidict import CIMultiDictProxy
 
 
 class HttpError(Exception):
-    """The request did not get an answer: connection refused or reset, invalid URL..."""
+    """The request did not get an answer: connection refused or reset, invalid URL...
+
+    ``maybe_sent`` is False only when the request certainly never left: no connection could
+    be made. After that, a lost answer says nothing about whether the server acted on it.
+    """
+
+    def __init__(self, message: str, *, maybe_sent: bool) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
 
 
 class HttpTimeout(HttpError):
@@ -38,6 +46,9 @@ class HttpResponse:
     def json(self) -> Any:
         """The body as JSON; ValueError if it is not."""
         return jsonlib.loads(self.content)
+
+
+CONNECT_SHARE = 0.5  # of the total timeout, for getting a connection
 
 
 class HttpClient:
@@ -79,6 +90,7 @@ class HttpClient:
                 body.add_field(key, content, filename=filename, content_type=mime)
         elif data is not None:
             body = aiohttp.FormData(dict(data))
+        total = timeout_seconds or self._timeout
         try:
             async with self._pool().request(
                 method,
@@ -87,15 +99,23 @@ class HttpClient:
                 json=json,
                 data=body,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=timeout_seconds or self._timeout),
+                # A connect timeout of its own, shorter than the total: a connection that
+                # could not be made is told apart from an answer that did not come.
+                timeout=aiohttp.ClientTimeout(total=total, connect=total * CONNECT_SHARE),
             ) as response:
                 content = await response.read()
                 answer_headers: CIMultiDictProxy[str] = response.headers
                 return HttpResponse(response.status, response.reason or "", answer_headers, content)
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise HttpTimeout(
+                f"no connection within {total * CONNECT_SHARE:g} s", maybe_sent=False
+            ) from exc
         except TimeoutError as exc:
-            raise HttpTimeout(f"no answer within {timeout_seconds or self._timeout:g} s") from exc
-        except (aiohttp.ClientError, ValueError) as exc:
-            raise HttpError(str(exc) or type(exc).__name__) from exc
+            raise HttpTimeout(f"no answer within {total:g} s", maybe_sent=True) from exc
+        except (aiohttp.ClientConnectorError, aiohttp.InvalidURL, ValueError) as exc:
+            raise HttpError(str(exc) or type(exc).__name__, maybe_sent=False) from exc
+        except aiohttp.ClientError as exc:
+            raise HttpError(str(exc) or type(exc).__name__, maybe_sent=True) from exc
 
     async def aclose(self) -> None:
         if self._session is not None:

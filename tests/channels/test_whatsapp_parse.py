@@ -454,6 +454,20 @@ def test_status_sent() -> None:
     )
 
 
+def test_status_carries_the_callback_data_of_its_send() -> None:
+    """``biz_opaque_callback_data`` set on a send comes back in its statuses; a value that
+    is not a string is ignored, not a problem."""
+    body = load("status_sent")
+    status = body["entry"][0]["changes"][0]["value"]["statuses"][0]
+    assert only_status("status_sent").callback_data is None
+    status["biz_opaque_callback_data"] = "wadesk:message:42"
+    (parsed_status,) = parse_webhook(body).delivery.statuses
+    assert parsed_status.callback_data == "wadesk:message:42"
+    status["biz_opaque_callback_data"] = {"not": "a string"}
+    result = parse_webhook(body)
+    assert result.problems == [] and result.delivery.statuses[0].callback_data is None
+
+
 def test_status_delivered() -> None:
     status = only_status("status_delivered")
     assert status.status == "delivered"

@@ -45,6 +45,9 @@ class StatusUpdate:
     recipient: str | None = None
     error_code: str | None = None
     error_title: str | None = None
+    # What the send carried in ``biz_opaque_callback_data``: wadesk's own message reference,
+    # which ties a status to a send whose answer never arrived.
+    callback_data: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,8 @@ class OutboundMessage:
     reply_to_external_id: str | None = None
     media_link: str | None = None
     media_id: str | None = None
+    # Echoed back by the provider in the message's status webhooks (see outbox.tracking).
+    tracking: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +77,12 @@ class SendResult:
 
 
 class ChannelSendError(Exception):
-    """A send that did not go through. ``transient`` says whether retrying can help."""
+    """A send that did not go through. ``transient`` says whether retrying can help.
+
+    ``maybe_sent``: the request reached the provider and no answer came back (a timeout or a
+    dropped connection after the request was written, an unreadable success), so the
+    message may have gone out; sending it again at once could deliver it twice.
+    """
 
     def __init__(
         self,
@@ -82,6 +92,7 @@ class ChannelSendError(Exception):
         transient: bool,
         retry_after: float | None = None,
         account_problem: bool = False,
+        maybe_sent: bool = False,
     ) -> None:
         super().__init__(f"{code}: {title}")
         self.code = code
@@ -89,6 +100,7 @@ class ChannelSendError(Exception):
         self.transient = transient
         self.retry_after = retry_after
         self.account_problem = account_problem
+        self.maybe_sent = maybe_sent
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from wadesk.conversations.hooks import InboundBatch, InboundMessageRef, after_in
 from wadesk.conversations.models import Conversation, Message, PendingStatus
 from wadesk.db import insert_for, queue_event, utcnow
 from wadesk.links.attribution import attribute_new_conversations
+from wadesk.outbox.tracking import adopt_unanswered_sends
 
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
 PREVIEW_BY_TYPE = {
@@ -320,6 +321,9 @@ async def apply_statuses(
             )
         ).all()
     }
+    unknown = [s for s in statuses if s.callback_data and s.external_id[:128] not in messages]
+    if unknown:
+        messages.update(await adopt_unanswered_sends(session, inbox_id, unknown))
     parked: list[dict[str, Any]] = []
     for status in sorted(statuses, key=lambda s: (s.timestamp, STATUS_RANK.get(s.status, 9))):
         message = messages.get(status.external_id[:128])

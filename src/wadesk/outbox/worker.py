@@ -40,6 +40,7 @@ from wadesk.metrics import MESSAGES_FAILED, MESSAGES_SENT, OUTBOX_DEPTH, SEND_RE
 from wadesk.outbox.models import OutboxItem
 from wadesk.outbox.pacing import Pacer
 from wadesk.outbox.recorder import Sent, SentRecorder
+from wadesk.outbox.tracking import tracking_for
 
 log = structlog.get_logger(__name__)
 
@@ -280,6 +281,10 @@ class OutboxWorker(BackgroundLoop):
         try:
             if to_upload is not None:
                 outbound = replace(outbound, media_id=await self._upload(item, config, *to_upload))
+        except ChannelSendError as error:
+            error.maybe_sent = False  # an upload done twice sends nothing twice
+            return await self._record_failure(item, error)
+        try:
             result = await config.client.send(outbound)
         except ChannelSendError as error:
             return await self._record_failure(item, error)
@@ -326,17 +331,29 @@ class OutboxWorker(BackgroundLoop):
                         wait,
                         min(PAIR_LIMIT_BACKOFF_SECONDS, self._settings.outbox_backoff_max_seconds),
                     )
+                reason = f"{error.code}: {error.title}"
+                if error.maybe_sent:
+                    # WhatsApp may have it: a status naming it adopts the send meanwhile.
+                    wait = max(wait, self._settings.outbox_unanswered_wait_seconds)
+                    reason += f" (may have been sent: sent again only if no status in {wait:.0f} s)"
                 await session.execute(
                     update(OutboxItem)
-                    .where(OutboxItem.id == item.id)
+                    # Not a row a status has adopted meanwhile (outbox/tracking.py).
+                    .where(OutboxItem.id == item.id, OutboxItem.state == "pending")
                     .values(
                         next_attempt_at=utcnow() + timedelta(seconds=wait),
-                        last_error=f"{error.code}: {error.title}"[:2000],
+                        last_error=reason[:2000],
                         lease_owner=None,
                     )
                 )
-                SEND_RETRIES.labels(error.code).inc()
-                log.info("outbox.retry", outbox_id=item.id, code=error.code, wait_s=round(wait, 2))
+                SEND_RETRIES.labels("unanswered" if error.maybe_sent else error.code).inc()
+                log.info(
+                    "outbox.retry",
+                    outbox_id=item.id,
+                    code=error.code,
+                    maybe_sent=error.maybe_sent,
+                    wait_s=round(wait, 2),
+                )
                 return wait
             message = await session.get(Message, item.message_id)
             if message is not None:
@@ -379,6 +396,7 @@ def _outgoing(message: Message | None, recipient: str) -> Outgoing | None:
             reply_to_external_id=message.reply_to_external_id,
             media_link=message.content.get("media_link"),
             media_id=message.media_id if upload else None,
+            tracking=tracking_for(message.id),
         ),
         (message.media_key, message.media_mime or "", message.media_filename or "file")
         if upload and not message.media_id and message.media_key

@@ -72,6 +72,8 @@ def build_payload(message: OutboundMessage) -> dict[str, Any]:
         raise ValueError(f"cannot send messages of type {message.type!r}")
     if message.reply_to_external_id and message.type != "reaction":
         payload["context"] = {"message_id": message.reply_to_external_id}
+    if message.tracking:
+        payload["biz_opaque_callback_data"] = message.tracking
     return payload
 
 
@@ -89,8 +91,11 @@ def _error_from_response(response: HttpResponse) -> ChannelSendError:
     except ValueError:
         pass
     transient = is_transient(code)
+    # A gateway's 502/504 without Graph's error body: the request may have reached Graph.
+    maybe_sent = False
     if code.startswith("http_"):
         transient = response.status_code >= 500 or response.status_code == 429
+        maybe_sent = response.status_code in (502, 504)
         code = "http_5xx" if response.status_code >= 500 else code
     retry_after = None
     if response.headers.get("retry-after", "").isdigit():
@@ -101,6 +106,7 @@ def _error_from_response(response: HttpResponse) -> ChannelSendError:
         transient=transient,
         retry_after=retry_after,
         account_problem=code in ACCOUNT_CODES,
+        maybe_sent=maybe_sent,
     )
 
 
@@ -129,10 +135,15 @@ class WhatsAppClient:
         try:
             response = await self._http.request(method, url, headers=self._headers, **kwargs)
         except HttpTimeout as exc:
-            raise ChannelSendError("network", f"timeout: {exc}", transient=True) from exc
+            raise ChannelSendError(
+                "network", f"timeout: {exc}", transient=True, maybe_sent=exc.maybe_sent
+            ) from exc
         except HttpError as exc:
             raise ChannelSendError(
-                "network", str(exc) or type(exc).__name__, transient=True
+                "network",
+                str(exc) or type(exc).__name__,
+                transient=True,
+                maybe_sent=exc.maybe_sent,
             ) from exc
         if response.status_code >= 400:
             raise _error_from_response(response)
@@ -146,7 +157,7 @@ class WhatsAppClient:
             return SendResult(external_id=str(response.json()["messages"][0]["id"]))
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise ChannelSendError(
-                "131000", "unexpected answer from WhatsApp", transient=True
+                "131000", "unexpected answer from WhatsApp", transient=True, maybe_sent=True
             ) from exc
 
     async def fetch_media(self, media_id: str) -> tuple[bytes, str | None]:

@@ -325,6 +325,7 @@ def _read_status(raw: Any, account_id: str, names: dict[str, str], where: str, o
             recipient=(recipient.strip() or None) if recipient is not None else None,
             error_code=code,
             error_title=title,
+            callback_data=_opt_str(item.get("biz_opaque_callback_data")),
         )
     )
 
