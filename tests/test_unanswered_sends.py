@@ -3,10 +3,10 @@ before sending it again (outbox/tracking.py), so a slow Graph API delivers nothi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.helpers import PHONE_NUMBER_ID, auth, create_inbox, eventually
 from tests.test_outbound import CUSTOMER, start_conversation
@@ -15,6 +15,7 @@ from wadesk.channels.simulator.faults import FaultPlan
 from wadesk.channels.whatsapp.client import build_payload
 from wadesk.conversations.inbound import apply_statuses
 from wadesk.conversations.models import Message, PendingStatus
+from wadesk.db import utcnow
 from wadesk.outbox.models import OutboxItem
 from wadesk.outbox.tracking import message_id_from, tracking_for
 
@@ -188,3 +189,40 @@ def test_callback_data_round_trip_and_payload() -> None:
         OutboundMessage(recipient=CUSTOMER, type="text", text="hi", tracking=tracking_for(7))
     )
     assert payload["biz_opaque_callback_data"] == "wadesk:message:7"
+
+
+async def test_a_shutdown_hands_back_a_send_cut_off_in_flight_only_after_the_wait(settings, live):
+    """Claims a stopping process could not finish are handed back at once, except a send
+    whose request was out: it may have reached Meta, so it waits for its status first."""
+    settings.graph_timeout_seconds = 30.0
+    settings.outbox_unanswered_wait_seconds = 60.0
+    conversation_id, token = await start_conversation(live)
+    live.simulator.set_faults(FaultPlan(timeout=1.0, timeout_seconds=3.0, timeout_accepts=True))
+    first = await _send(live, conversation_id, token, "one")
+    second = await _send(live, conversation_id, token, "two")
+    outbox = live.runtime.outbox
+
+    async def first_in_flight() -> bool:
+        row = await _outbox(live, first)
+        return row.id in outbox.in_flight
+
+    await eventually(first_in_flight, timeout=10)
+    async with live.runtime.db.session() as session:
+        # The second as if claimed in the same batch, waiting behind the first.
+        await session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.message_id == second)
+            .values(
+                lease_owner=outbox.owner,
+                next_attempt_at=utcnow() + timedelta(seconds=60),
+                attempts=OutboxItem.attempts + 1,
+            )
+        )
+    await live.runtime._release_claims()
+    cut_off, waiting = await _outbox(live, first), await _outbox(live, second)
+    now = datetime.now(UTC)
+    assert cut_off.lease_owner is None and "may have been sent" in (cut_off.last_error or "")
+    assert (cut_off.next_attempt_at - now).total_seconds() > 50
+    assert cut_off.attempts == 1
+    assert waiting.lease_owner is None and waiting.next_attempt_at <= now
+    assert waiting.attempts == 0

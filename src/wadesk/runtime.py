@@ -183,25 +183,38 @@ class Runtime:
         await self.close()
 
     async def _release_claims(self) -> None:
-        """Rows this process claimed but did not finish are due again now, not after the lease
-        (a send cut off mid-way may have reached Meta: the lease would resend it too)."""
+        """Rows this process claimed but did not send are due again now, not after the lease.
+        A send cut off while its request was out may have reached Meta: it waits for its
+        status as any unanswered send does (outbox/tracking.py)."""
+        from datetime import timedelta
+
         from sqlalchemy import update
 
         from wadesk.db import utcnow
         from wadesk.outbox.models import OutboxItem
 
+        cut_off = sorted(self.outbox.in_flight)
+        now = utcnow()
+        wait = timedelta(seconds=self.settings.outbox_unanswered_wait_seconds)
+        claimed = (OutboxItem.state == "pending", OutboxItem.lease_owner == self.outbox.owner)
         with contextlib.suppress(Exception):
             async with self.db.session() as session:
                 await session.execute(
                     update(OutboxItem)
-                    .where(
-                        OutboxItem.state == "pending", OutboxItem.lease_owner == self.outbox.owner
-                    )
-                    .values(
-                        lease_owner=None, next_attempt_at=utcnow(), attempts=OutboxItem.attempts - 1
-                    )
+                    .where(*claimed, OutboxItem.id.not_in(cut_off))
+                    .values(lease_owner=None, next_attempt_at=now, attempts=OutboxItem.attempts - 1)
                 )
-            log.warning("runtime.claims_released", owner=self.outbox.owner)
+                if cut_off:
+                    await session.execute(
+                        update(OutboxItem)
+                        .where(*claimed, OutboxItem.id.in_(cut_off))
+                        .values(
+                            lease_owner=None,
+                            next_attempt_at=now + wait,
+                            last_error="cut off by a shutdown: may have been sent",
+                        )
+                    )
+            log.warning("runtime.claims_released", owner=self.outbox.owner, cut_off=cut_off)
 
     async def close(self) -> None:
         """Release connections (for a runtime whose background work was never started)."""

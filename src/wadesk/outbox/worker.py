@@ -98,6 +98,8 @@ class OutboxWorker(BackgroundLoop):
         self._store = LocalMediaStore(settings.resolved_media_dir)
         self._recorder = SentRecorder(db)
         self._depth_counted_at = -DEPTH_EVERY_SECONDS
+        # Outbox ids whose request is out without an answer yet: cut off, they may have gone.
+        self.in_flight: set[int] = set()
 
     async def run_once(self) -> int:
         """Claim one batch and send it. Returns the number of rows handled, or 0 after a
@@ -284,6 +286,7 @@ class OutboxWorker(BackgroundLoop):
         except ChannelSendError as error:
             error.maybe_sent = False  # an upload done twice sends nothing twice
             return await self._record_failure(item, error)
+        self.in_flight.add(item.id)
         try:
             result = await config.client.send(outbound)
         except ChannelSendError as error:
@@ -292,6 +295,8 @@ class OutboxWorker(BackgroundLoop):
             return await self._record_failure(
                 item, ChannelSendError("131051", str(error), transient=False)
             )
+        finally:
+            self.in_flight.discard(item.id)
         await self._recorder.record(Sent(item.id, item.message_id, result.external_id))
         MESSAGES_SENT.inc()
         return None
