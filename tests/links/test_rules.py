@@ -184,6 +184,10 @@ def test_reference_codes_are_found_in_edited_text():
     assert ref_candidates("mudei tudo (REF:xmas24) obrigado")[0] == ("XMAS24", True)
     assert ref_candidates("(संदर्भ: XMAS24) नमस्ते")[0] == ("XMAS24", True)
     assert ref_candidates("quero ref xmas24 por favor")[0] == ("XMAS24", True)
+    assert ref_candidates("ref#XMAS24 e REF-K7M2XP") == [("XMAS24", True), ("K7M2XP", True)]
+    # A code that starts with "ref" is a code, not "ref" + the rest (generated ones can).
+    assert ref_candidates("Oi, vim pelo anúncio REFVC8!") == [("REFVC8", False)]
+    assert ref_candidates("promo REFUND10") == [("REFUND10", False)]
     assert ref_candidates("só o código XMAS24")[0] == ("XMAS24", False)
     # Plain words are not codes: a bare code has letters and digits, in capitals.
     assert ref_candidates("OLÁ QUERO SABER DO NATAL") == []

@@ -34,8 +34,11 @@ from wadesk.links.models import Link, LinkAttribution
 
 # "(ref: XMAS24)", "(código: XMAS24)", "(संदर्भ: XMAS24)"; any label the link used.
 LABELLED_RE = re.compile(r"\(\s*[^():\n]{1,30}?\s*[:\uff1a]\s*([A-Za-z0-9]{3,16})\s*\)")
-# "ref XMAS24", "REF: xmas24", "ref#XMAS24" (parentheses removed by the customer).
-REF_RE = re.compile(r"(?<![A-Za-z0-9])ref\s*[:#\-]?\s*([A-Za-z0-9]{3,16})(?![A-Za-z0-9])", re.I)
+# "ref XMAS24", "REF: xmas24", "ref#XMAS24" (parentheses removed by the customer). A separator
+# is required: "REFVC8" or "REFUND10" is a code of its own, not "ref" + "VC8".
+REF_RE = re.compile(
+    r"(?<![A-Za-z0-9])ref(?:\s+|\s*[:#\-]\s*)([A-Za-z0-9]{3,16})(?![A-Za-z0-9])", re.I
+)
 # A bare code: upper-case letters and digits, with both (as generated codes always have).
 BARE_RE = re.compile(
     r"(?<![A-Za-z0-9])(?=[A-Z0-9]*[0-9])(?=[A-Z0-9]*[A-Z])([A-Z0-9]{4,16})(?![A-Za-z0-9])"
