@@ -58,6 +58,9 @@ __all__ = [
 ]
 
 TYPING_SECONDS = 25.0  # how long Meta shows a typing indicator at most
+# Webhook requests in flight at once. httpx's pool slows down sharply with many requests in
+# flight (bench/httpclient.py); thousands of status webhooks at once made each take seconds.
+WEBHOOK_CONCURRENCY = 16
 
 
 class WebhookDeliveryError(RuntimeError):
@@ -106,6 +109,7 @@ class Simulator:
         self._outbound: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http = http
+        self._webhook_slots: asyncio.Semaphore | None = None
         self._owns_http = http is None
 
     # -- setup -------------------------------------------------------------------------
@@ -504,6 +508,8 @@ class Simulator:
             if outcome != 200:
                 self.stats.webhook_attempts_failed += 1
 
+        if self._webhook_slots is None:
+            self._webhook_slots = asyncio.Semaphore(WEBHOOK_CONCURRENCY)
         delivered = await webhooks.post_with_retries(
             self._http,
             url,
@@ -512,6 +518,7 @@ class Simulator:
             retry_delays=self.webhook_retry_delays,
             retry_budget_seconds=self.webhook_retry_budget_seconds,
             on_attempt=count,
+            slots=self._webhook_slots,
         )
         if delivered:
             self.stats.webhooks_delivered += 1

@@ -8,6 +8,7 @@ retry budget is spent. Every retry carries the very same bytes and signature.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import time
@@ -103,19 +104,22 @@ async def post_with_retries(
     retry_delays: Sequence[float] = RETRY_DELAYS,
     retry_budget_seconds: float = 60.0,
     on_attempt: AttemptHook | None = None,
+    slots: asyncio.Semaphore | None = None,
 ) -> bool:
-    """POST a signed body until it gets a 200 or the retry budget is spent."""
+    """POST a signed body until it gets a 200 or the retry budget is spent. ``slots``
+    bounds the attempts in flight (an attempt waits for a slot before its clock starts)."""
     headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, app_secret)}
     waited = 0.0
     attempt = 0
     while True:
-        started = time.perf_counter()
-        outcome: int | str
-        try:
-            response = await client.post(url, content=body, headers=headers)
-            outcome = response.status_code
-        except httpx.HTTPError:
-            outcome = "network"
+        async with slots or contextlib.nullcontext():
+            started = time.perf_counter()
+            outcome: int | str
+            try:
+                response = await client.post(url, content=body, headers=headers)
+                outcome = response.status_code
+            except httpx.HTTPError:
+                outcome = "network"
         if on_attempt is not None:
             on_attempt(outcome, time.perf_counter() - started)
         if outcome == 200:
