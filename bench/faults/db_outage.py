@@ -136,16 +136,19 @@ async def main(args) -> Outcome:  # type: ignore[no-untyped-def]
                         probes.append((time.time(), await http_status(port, "/readyz", 1.0)))
                         await asyncio.sleep(0.5)
 
-                async def outage_task() -> tuple[float, float]:
+                async def outage_task() -> tuple[float, float, float]:
                     await asyncio.sleep(5.0)
                     log(f"stopping PostgreSQL on {pg.port} for {outage:.0f} s")
                     await asyncio.to_thread(pg.stop)
                     down = time.time()
                     await asyncio.sleep(outage)
+                    # Until here the database is certainly down; pg_ctl's answer (``up``)
+                    # comes some time after it accepts connections again.
+                    restarting = time.time()
                     await asyncio.to_thread(pg.start)
                     up = time.time()
                     log("PostgreSQL is back")
-                    return down, up
+                    return down, restarting, up
 
                 probe = asyncio.create_task(prober())
                 fault = asyncio.create_task(outage_task())
@@ -155,7 +158,7 @@ async def main(args) -> Outcome:  # type: ignore[no-untyped-def]
                      for i in range(total)),
                     RATE,
                 )  # fmt: skip
-                down, up = await fault
+                down, restarting, up = await fault
                 await asyncio.sleep(2.0)
                 stopping.set()
                 await probe
@@ -172,7 +175,7 @@ async def main(args) -> Outcome:  # type: ignore[no-untyped-def]
     accepted = {d.key for d in sender.deliveries if d.accepted_at}
     lost = len(accepted - set(stored))
     twice = sum(1 for n in stored.values() if n > 1)
-    during = Counter(outcome_ for at, outcome_ in attempts if down + 0.5 <= at <= up)
+    during = Counter(outcome_ for at, outcome_ in attempts if down + 0.5 <= at <= restarting)
     after_up = sorted(at for at, o in attempts if at > up and o == "200")
     ready_fail = [at for at, status in probes if status != 200]
     ready_after = [at for at, status in probes if at > up and status == 200]
