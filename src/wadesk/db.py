@@ -36,7 +36,7 @@ from sqlalchemy.types import TypeDecorator
 
 from wadesk.config import Settings, get_settings
 from wadesk.pgarrays import use_array_in
-from wadesk.pgcache import cache_only_reusable_statements
+from wadesk.pgcache import bound_long_statement_cache
 from wadesk.realtime.bus import Event
 
 log = structlog.get_logger(__name__)
@@ -102,7 +102,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
     )
     use_array_in(engine)
-    cache_only_reusable_statements(engine)
+    bound_long_statement_cache(engine)
     return engine
 
 
