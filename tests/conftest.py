@@ -130,6 +130,15 @@ def settings(tmp_path: Path) -> Any:
     )
 
 
+@pytest.fixture
+def fast_retries(settings: Any) -> Any:
+    """Sends retried within a fraction of a second (and an unanswered one after 0.5 s)."""
+    settings.outbox_backoff_base_seconds = 0.05
+    settings.outbox_backoff_max_seconds = 0.2
+    settings.outbox_unanswered_wait_seconds = 0.5
+    return settings
+
+
 @dataclass
 class Live:
     app: Any

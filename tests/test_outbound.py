@@ -19,14 +19,6 @@ from wadesk.outbox.models import OutboxItem
 CUSTOMER = "5511912345678"
 
 
-@pytest.fixture
-def fast_retries(settings):
-    settings.outbox_backoff_base_seconds = 0.05
-    settings.outbox_backoff_max_seconds = 0.2
-    settings.outbox_unanswered_wait_seconds = 0.5
-    return settings
-
-
 async def start_conversation(live) -> tuple[int, str]:
     """A customer writes first (opening the 24-hour window); returns (conversation id, token)."""
     await create_inbox(live)

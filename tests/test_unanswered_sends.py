@@ -21,12 +21,22 @@ from wadesk.outbox.tracking import message_id_from, tracking_for
 
 
 @pytest.fixture
-def slow_graph(settings):
-    """Graph answers after 3 s, wadesk gives up after 1 s; retries are otherwise quick."""
-    settings.graph_timeout_seconds = 1.0
-    settings.outbox_backoff_base_seconds = 0.05
-    settings.outbox_backoff_max_seconds = 0.2
-    return settings
+def slow_graph(fast_retries):
+    """wadesk gives up on Graph's answer after 1 s; retries are otherwise quick."""
+    fast_retries.graph_timeout_seconds = 1.0
+    return fast_retries
+
+
+def _first_answer_late(live, *, accepted: bool) -> None:
+    """The customer's first send is answered after 3 s, accepted by WhatsApp or not."""
+    live.simulator.set_faults(
+        FaultPlan(
+            recipients={CUSTOMER: "timeout"},
+            recipient_fault_times=1,
+            timeout_seconds=3.0,
+            timeout_accepts=accepted,
+        )
+    )
 
 
 async def _send(live, conversation_id: int, token: str, text: str) -> int:
@@ -58,14 +68,7 @@ async def test_an_accepted_send_without_an_answer_is_not_sent_again(slow_graph, 
     slow_graph.outbox_unanswered_wait_seconds = 60.0
     conversation_id, token = await start_conversation(live)
     live.simulator.status_delay_seconds = status_delay
-    live.simulator.set_faults(
-        FaultPlan(
-            recipients={CUSTOMER: "timeout"},
-            recipient_fault_times=1,
-            timeout_seconds=3.0,
-            timeout_accepts=True,
-        )
-    )
+    _first_answer_late(live, accepted=True)
     first = await _send(live, conversation_id, token, "your order shipped")
     second = await _send(live, conversation_id, token, "tracking code XY123")
 
@@ -97,14 +100,7 @@ async def test_an_accepted_send_without_an_answer_is_not_sent_again(slow_graph, 
 async def test_a_send_that_never_arrived_goes_again_after_the_wait(slow_graph, live):
     slow_graph.outbox_unanswered_wait_seconds = 1.5
     conversation_id, token = await start_conversation(live)
-    live.simulator.set_faults(
-        FaultPlan(
-            recipients={CUSTOMER: "timeout"},
-            recipient_fault_times=1,
-            timeout_seconds=3.0,
-            timeout_accepts=False,
-        )
-    )
+    _first_answer_late(live, accepted=False)
     message_id = await _send(live, conversation_id, token, "are you there?")
 
     async def waiting() -> bool:
