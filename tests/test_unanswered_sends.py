@@ -3,6 +3,7 @@ before sending it again (outbox/tracking.py), so a slow Graph API delivers nothi
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -222,3 +223,21 @@ async def test_a_shutdown_hands_back_a_send_cut_off_in_flight_only_after_the_wai
     assert cut_off.attempts == 1
     assert waiting.lease_owner is None and waiting.next_attempt_at <= now
     assert waiting.attempts == 0
+
+
+async def test_a_last_attempt_without_an_answer_does_not_fail_a_message_its_status_adopted(
+    slow_graph, live
+):
+    """Out of attempts after a lost answer, but the status came first: the message went out,
+    it is not marked failed, and its outbox row stays done."""
+    slow_graph.outbox_max_attempts = 1
+    conversation_id, token = await start_conversation(live)
+    _first_answer_late(live, accepted=True)
+    message_id = await _send(live, conversation_id, token, "last chance")
+
+    await eventually(lambda: _status_in(live, message_id, ("delivered", "read")), timeout=20)
+    await asyncio.sleep(1.5)  # past the 1 s timeout: the failure path has run
+    message = await _message(live, message_id)
+    assert message.status in ("delivered", "read") and message.error_code is None
+    row = await _outbox(live, message_id)
+    assert (row.state, row.last_error) == ("done", None)

@@ -361,7 +361,8 @@ class OutboxWorker(BackgroundLoop):
                 )
                 return wait
             message = await session.get(Message, item.message_id)
-            if message is not None:
+            # A message with a provider id was adopted by a status meanwhile: it went out.
+            if message is not None and message.external_id is None:
                 message.status = "failed"
                 message.failed_at = utcnow()
                 message.error_code = error.code[:20]
@@ -383,7 +384,7 @@ class OutboxWorker(BackgroundLoop):
     ) -> None:
         await session.execute(
             update(OutboxItem)
-            .where(OutboxItem.id == item.id)
+            .where(OutboxItem.id == item.id, OutboxItem.state == "pending")
             .values(state=state, last_error=error[:2000] if error else None, updated_at=utcnow())
         )
 
