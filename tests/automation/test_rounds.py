@@ -1,14 +1,27 @@
 """Decided jobs are applied a round at a time (group commit): one transaction for the jobs
-decided together, counters summed, and a round that fails retried job by job."""
+decided together, counters summed, and a round that fails retried job by job. Jobs claimed
+later do not wait for the slowest of those claimed before."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+from aiohttp import web
 from sqlalchemy import select
 
-from tests.automation.conftest import add_rule, customer_says, sim_inbox
-from wadesk.automation.models import AutomationJob, AutomationRule
+from tests.automation.conftest import (
+    add_rule,
+    customer_says,
+    demo_inbox,
+    received,
+    sim_inbox,
+    wait_received,
+)
+from tests.helpers import eventually
+from wadesk.automation.models import AutomationJob, AutomationRule, Integration
 from wadesk.automation.worker import AutomationWorker
 from wadesk.conversations.models import Message
 
@@ -67,6 +80,7 @@ async def test_jobs_decided_together_are_applied_in_one_round(live):
         await customer_says(live, "are you open today?", wa_id=wa_id, name=f"Cliente{i} Silva")
     rounds = _recording_rounds(worker)
     await worker.run_once()
+    await worker.wait_in_flight()
     assert rounds == [len(CUSTOMERS)]  # one transaction for the six
     replies = await _replies(live)
     assert sorted(text for texts in replies.values() for text in texts) == sorted(
@@ -99,6 +113,7 @@ async def test_a_failing_job_does_not_hold_back_its_round(live):
 
     worker._apply_effects = fails_for_one  # type: ignore[method-assign]
     await worker.run_once()
+    await worker.wait_in_flight()
     # The round of four failed as a whole (rolled back), then each job went alone.
     assert rounds[0] == 4 and sorted(rounds[1:]) == [1, 1, 1, 1]
     replies = await _replies(live)
@@ -112,3 +127,63 @@ async def test_a_failing_job_does_not_hold_back_its_round(live):
         }
     assert states.pop(broken) == ("pending", 1)  # retried after its lease
     assert set(states.values()) == {("done", 1)}
+
+
+class GatedOrders:
+    """A company's order API that answers only once the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.asked: list[str] = []
+        self.url = ""
+
+    async def order(self, request: web.Request) -> web.Response:
+        number = request.match_info["number"]
+        self.asked.append(number)
+        await self.gate.wait()
+        return web.json_response(
+            {
+                "number": number,
+                "status": "shipped",
+                "carrier": "Correios",
+                "progress": "in transit",
+                "eta": "tomorrow",
+            }
+        )
+
+
+@pytest.fixture
+async def gated_orders() -> AsyncIterator[GatedOrders]:
+    api = GatedOrders()
+    app = web.Application()
+    app.router.add_get("/orders/{number}", api.order)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    api.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    yield api
+    api.gate.set()
+    await runner.cleanup()
+
+
+async def test_a_slow_integration_does_not_hold_back_other_customers(live, gated_orders):
+    inbox = await demo_inbox(live)
+    await _rule(live, inbox["id"])
+    async with live.runtime.db.session() as session:
+        integration = await session.scalar(select(Integration))
+        integration.url = gated_orders.url + "/orders/{{match.order}}"
+    waiting, answered = CUSTOMERS[0], CUSTOMERS[1]
+    await customer_says(live, "where is my order 12345", wa_id=waiting)
+
+    async def asked() -> bool:
+        return gated_orders.asked == ["12345"]
+
+    await eventually(asked, timeout=15)
+    # The order API holds the first job; the next customer's question is answered anyway.
+    await customer_says(live, "are you open today?", wa_id=answered, name="Bruno Lima")
+    assert await wait_received(live, 1, wa_id=answered) == ["We open at 9, Bruno."]
+    assert received(live, waiting) == []
+    gated_orders.gate.set()
+    (reply,) = await wait_received(live, 1, wa_id=waiting)
+    assert reply.startswith("📦 Order 12345 is shipped.")

@@ -197,6 +197,7 @@ class AutomationWorker(BackgroundLoop):
         self._group = GroupCommit(db, self._apply_batch, max_items=BATCH)
         self._alone = asyncio.Lock()
         self._held_back = False  # the last claim left a due job behind its conversation's
+        self._in_flight: set[asyncio.Task[None]] = set()  # jobs claimed, not yet applied
 
     # ------------------------------------------------------------ events
 
@@ -221,19 +222,46 @@ class AutomationWorker(BackgroundLoop):
 
     # ------------------------------------------------------------ the loop
 
+    async def run_forever(self) -> None:
+        try:
+            await super().run_forever()
+        finally:
+            # Stopped or cancelled: jobs cut off mid-way stay leased and run again later.
+            for task in self._in_flight:
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
     async def run_once(self) -> int:
-        prepared = await self._claim_and_prepare()
-        if not prepared:
+        """Claim what is due and start deciding it, without waiting for the jobs claimed
+        before to finish: a job queued while others wait for an integration or a commit is
+        claimed at once, not after the slowest of them (at most ``BATCH`` in flight)."""
+        if len(self._in_flight) >= BATCH:
+            await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+        room = BATCH - len(self._in_flight)
+        prepared = await self._claim_and_prepare(room)
+        for item in prepared:
+            task = asyncio.create_task(self._decide_and_apply(item))
+            self._in_flight.add(task)
+            task.add_done_callback(self._job_finished)
+        if not prepared and not self._held_back:
             return 0
-        # Each job commits on its own as soon as it is decided: a reply that needs no
-        # integration does not wait for one that does, nor for the rest of the batch.
-        await asyncio.gather(*(self._decide_and_apply(p) for p in prepared))
-        if len(prepared) >= BATCH or self._held_back:
-            return len(prepared)  # more is due now: at once
-        # A partial batch: a job queued meanwhile woke the loop; one queued in another
-        # process (or waiting behind a job another process holds) is looked for soon.
+        if len(prepared) >= room:
+            return len(prepared)  # more may be due now: at once
+        # A partial batch: a job queued meanwhile wakes the loop; one queued in another
+        # process (or held back behind its conversation's job another process runs) is
+        # looked for soon.
         self.recheck_soon(RECHECK_SECONDS)
         return 0
+
+    async def wait_in_flight(self) -> None:
+        """Until every job claimed so far is applied (or left for a retry)."""
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    def _job_finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if self._held_back:
+            self.wake()  # the job a later one of its conversation waited for may be done
 
     async def _decide_and_apply(self, item: Prepared) -> None:
         decided = await self._decide(item)
@@ -338,13 +366,13 @@ class AutomationWorker(BackgroundLoop):
             }
         return self._integrations
 
-    async def _claim(self, session: AsyncSession) -> list[AutomationJob]:
+    async def _claim(self, session: AsyncSession, limit: int = BATCH) -> list[AutomationJob]:
         now = utcnow()
         query = (
             select(AutomationJob.id, AutomationJob.conversation_id)
             .where(text("automation_jobs.state = 'pending'"), AutomationJob.next_attempt_at <= now)
             .order_by(AutomationJob.id)
-            .limit(BATCH)
+            .limit(limit)
         )
         if not self._db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
@@ -398,9 +426,9 @@ class AutomationWorker(BackgroundLoop):
             log.warning("automation.job_failed", job_id=job.id)
         return [job for job in jobs if job.attempts <= MAX_ATTEMPTS]
 
-    async def _claim_and_prepare(self) -> list[Prepared]:
+    async def _claim_and_prepare(self, limit: int = BATCH) -> list[Prepared]:
         async with self._db.session() as session:
-            jobs = await self._claim(session)
+            jobs = await self._claim(session, limit)
             if not jobs:
                 return []
             return await self._prepare(session, jobs)
