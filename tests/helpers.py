@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
+from aiohttp import web
 
 from wadesk.accounts.actions import do_add_inbox_member, do_create_token, do_create_user
 from wadesk.audit.actions import Actor
@@ -193,3 +195,17 @@ async def run_wadesk(live: Any, *args: str, ok: bool = True) -> tuple[int, str, 
     if ok:
         assert process.returncode == 0, err.decode()
     return process.returncode or 0, out.decode(), err.decode()
+
+
+@contextlib.asynccontextmanager
+async def local_http_server(app: web.Application) -> AsyncIterator[str]:
+    """Serve an aiohttp app on a free port of 127.0.0.1; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from tests.helpers import local_http_server
 from wadesk.httpclient import HttpClient, HttpError, HttpTimeout
 
 
@@ -52,13 +53,8 @@ async def server() -> AsyncIterator[str]:
     app.router.add_get("/slow", slow)
     app.router.add_get("/moved", moved)
     app.router.add_get("/broken", broken)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with local_http_server(app) as url:
+        yield url
 
 
 async def test_json_request_and_answer(server: str) -> None:

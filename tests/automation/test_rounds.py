@@ -20,7 +20,7 @@ from tests.automation.conftest import (
     sim_inbox,
     wait_received,
 )
-from tests.helpers import eventually
+from tests.helpers import eventually, local_http_server
 from wadesk.automation.models import AutomationJob, AutomationRule, Integration
 from wadesk.automation.worker import AutomationWorker
 from wadesk.conversations.models import Message
@@ -157,14 +157,10 @@ async def gated_orders() -> AsyncIterator[GatedOrders]:
     api = GatedOrders()
     app = web.Application()
     app.router.add_get("/orders/{number}", api.order)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    api.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    yield api
-    api.gate.set()
-    await runner.cleanup()
+    async with local_http_server(app) as url:
+        api.url = url
+        yield api
+        api.gate.set()
 
 
 async def test_a_slow_integration_does_not_hold_back_other_customers(live, gated_orders):

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 from aiohttp import web
 
+from tests.helpers import local_http_server
 from wadesk.channels.simulator.webhooks import post_with_retries
 
 
@@ -23,23 +24,13 @@ async def test_webhook_attempts_in_flight_never_exceed_the_slots() -> None:
 
     app = web.Application()
     app.router.add_post("/hook", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     slots = asyncio.Semaphore(4)
-    try:
-        async with httpx.AsyncClient(timeout=5) as client:
-            results = await asyncio.gather(
-                *(
-                    post_with_retries(
-                        client, f"http://127.0.0.1:{port}/hook", b"{}", "secret", slots=slots
-                    )
-                    for _ in range(40)
-                )
+    async with local_http_server(app) as url, httpx.AsyncClient(timeout=5) as client:
+        results = await asyncio.gather(
+            *(
+                post_with_retries(client, f"{url}/hook", b"{}", "secret", slots=slots)
+                for _ in range(40)
             )
-    finally:
-        await runner.cleanup()
+        )
     assert all(results)
     assert peak == 4
