@@ -7,6 +7,7 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -176,3 +177,24 @@ async def test_a_connection_that_cannot_be_made_in_time_was_never_sent() -> None
         finally:
             for filler in fillers:
                 filler.close()
+
+
+async def test_a_fault_inside_the_http_library_may_have_sent(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in aiohttp while it reads the answer (seen: an AttributeError on the response's
+    headers) is an answer that did not come, not a crash of whoever sent the request."""
+
+    async def broken_start(self: aiohttp.ClientResponse, connection: object) -> None:
+        raise AttributeError("'NoneType' object has no attribute 'getall'")
+
+    http = HttpClient(timeout=5)
+    try:
+        monkeypatch.setattr(aiohttp.ClientResponse, "start", broken_start)
+        with pytest.raises(HttpError, match="AttributeError") as fault:
+            await http.request("POST", f"{server}/echo", json={"a": 1})
+        assert fault.value.maybe_sent and not isinstance(fault.value, HttpTimeout)
+        monkeypatch.undo()
+        assert (await http.request("GET", f"{server}/echo")).status_code == 200
+    finally:
+        await http.aclose()

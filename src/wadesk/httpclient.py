@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import structlog
 from multidict import CIMultiDictProxy
+
+log = structlog.get_logger(__name__)
 
 
 class HttpError(Exception):
@@ -116,6 +119,13 @@ class HttpClient:
             raise HttpError(str(exc) or type(exc).__name__, maybe_sent=False) from exc
         except aiohttp.ClientError as exc:
             raise HttpError(str(exc) or type(exc).__name__, maybe_sent=True) from exc
+        except Exception as exc:
+            # A fault inside the HTTP library itself, not an error it reports: the request may
+            # have been written, so the caller treats it as an answer that did not come (the
+            # outbox waits for a status, an integration falls back) instead of crashing the
+            # round that made it.
+            log.error("http.client_fault", method=method, error=type(exc).__name__, exc_info=True)
+            raise HttpError(f"HTTP client fault: {type(exc).__name__}", maybe_sent=True) from exc
 
     async def aclose(self) -> None:
         if self._session is not None:
