@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 from aiohttp import web
 from sqlalchemy import select
 
@@ -183,3 +185,35 @@ async def test_a_slow_integration_does_not_hold_back_other_customers(live, gated
     gated_orders.gate.set()
     (reply,) = await wait_received(live, 1, wa_id=waiting)
     assert reply.startswith("📦 Order 12345 is shipped.")
+
+
+async def test_a_job_that_crashes_is_logged_and_does_not_stop_the_others(live):
+    inbox = await sim_inbox(live)
+    await _rule(live, inbox["id"])
+    worker = await _paused_worker(live)
+    for wa_id in CUSTOMERS[:3]:
+        await customer_says(live, "open?", wa_id=wa_id)
+    async with live.runtime.db.session() as session:
+        jobs = (await session.scalars(select(AutomationJob).order_by(AutomationJob.id))).all()
+        broken = jobs[1].id
+    decide = worker._decide
+
+    async def crashes_for_one(item: Any) -> Any:
+        if item.job_id == broken:
+            raise RuntimeError("a bug in deciding one job")
+        return await decide(item)
+
+    worker._decide = crashes_for_one  # type: ignore[method-assign]
+    with structlog.testing.capture_logs() as logs:
+        await worker.run_once()
+        await worker.wait_in_flight()
+    assert [entry["event"] for entry in logs if entry["log_level"] == "error"] == [
+        "automation.job_error"
+    ]
+    async with live.runtime.db.session() as session:
+        states = {
+            j.id: (j.state, j.attempts)
+            for j in (await session.scalars(select(AutomationJob))).all()
+        }
+    assert states.pop(broken) == ("pending", 1)  # leased: runs again after its lease
+    assert set(states.values()) == {("done", 1)}

@@ -260,6 +260,9 @@ class AutomationWorker(BackgroundLoop):
 
     def _job_finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # A bug in deciding a job: it stays leased and runs again after the lease.
+            log.error("automation.job_error", exc_info=error)
         if self._held_back:
             self.wake()  # the job a later one of its conversation waited for may be done
 
