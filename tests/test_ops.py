@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 import httpx
 import pytest
 import structlog.testing
@@ -18,6 +20,7 @@ from tests.helpers import (
     text_message,
 )
 from wadesk.channels.simulator.faults import FaultPlan
+from wadesk.logging import configure_logging
 
 
 async def test_health_ready_and_metrics(live):
@@ -184,3 +187,24 @@ async def test_a_serving_process_freezes_its_start_up_objects(settings):
             assert gc.get_freeze_count() > before + 1_000
     finally:
         gc.unfreeze()
+
+
+def test_a_traceback_in_development_logs_shows_no_local_variables(settings, capsys):
+    """Readable logs (development) render exceptions with rich; its default shows each
+    frame's locals, which hold tokens and message text."""
+    settings.log_json = False
+    configure_logging(settings)
+
+    def send(headers: dict[str, str], text: str) -> None:
+        raise RuntimeError("the request failed")
+
+    token = "EAAG" + secrets.token_hex(8)  # made at run time: the source lines are shown
+    address = "street " + secrets.token_hex(8)
+    try:
+        send({"Authorization": f"Bearer {token}"}, f"my home is at {address}")
+    except RuntimeError:
+        structlog.get_logger("tests").exception("send.failed")
+    err = capsys.readouterr().err
+    assert "send.failed" in err and "the request failed" in err  # the traceback is there
+    assert token not in err
+    assert address not in err
