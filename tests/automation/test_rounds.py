@@ -96,15 +96,21 @@ async def test_jobs_decided_together_are_applied_in_one_round(live):
         assert {(j.state, j.outcome["sent"]) for j in jobs} == {("done", 1)}
 
 
-async def test_a_failing_job_does_not_hold_back_its_round(live):
+async def _customers_asking(live: Any, count: int) -> tuple[int, AutomationWorker, list[Any]]:
+    """The rule, a paused worker and ``count`` customers' questions; their jobs, oldest first."""
     inbox = await sim_inbox(live)
     rule_id = await _rule(live, inbox["id"])
     worker = await _paused_worker(live)
-    for wa_id in CUSTOMERS[:4]:
+    for wa_id in CUSTOMERS[:count]:
         await customer_says(live, "open?", wa_id=wa_id)
     async with live.runtime.db.session() as session:
         jobs = (await session.scalars(select(AutomationJob).order_by(AutomationJob.id))).all()
-        broken = jobs[2].conversation_id
+    return rule_id, worker, list(jobs)
+
+
+async def test_a_failing_job_does_not_hold_back_its_round(live):
+    rule_id, worker, jobs = await _customers_asking(live, 4)
+    broken = jobs[2].conversation_id
     rounds = _recording_rounds(worker)
     effects = worker._apply_effects
 
@@ -188,14 +194,8 @@ async def test_a_slow_integration_does_not_hold_back_other_customers(live, gated
 
 
 async def test_a_job_that_crashes_is_logged_and_does_not_stop_the_others(live):
-    inbox = await sim_inbox(live)
-    await _rule(live, inbox["id"])
-    worker = await _paused_worker(live)
-    for wa_id in CUSTOMERS[:3]:
-        await customer_says(live, "open?", wa_id=wa_id)
-    async with live.runtime.db.session() as session:
-        jobs = (await session.scalars(select(AutomationJob).order_by(AutomationJob.id))).all()
-        broken = jobs[1].id
+    _, worker, jobs = await _customers_asking(live, 3)
+    broken = jobs[1].id
     decide = worker._decide
 
     async def crashes_for_one(item: Any) -> Any:
