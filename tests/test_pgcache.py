@@ -40,3 +40,20 @@ async def test_connections_use_the_split_cache(live):
         assert not any(len(key) > MAX_SHORT_SQL for key in cache)
         assert _long(1) in cache.long
         assert (await connection.scalar(select(1))) == 1
+
+
+async def test_a_configured_cache_size_is_kept(settings):
+    """``prepared_statement_cache_size`` in the URL still sets the short texts' cache."""
+    from wadesk.db import create_engine
+
+    if not settings.resolved_database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    settings.database_url = settings.resolved_database_url + "?prepared_statement_cache_size=7"
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            cache = raw.dbapi_connection._prepared_statement_cache
+            assert isinstance(cache, ReusableStatements) and cache.capacity == 7
+    finally:
+        await engine.dispose()

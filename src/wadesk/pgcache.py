@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import LRUCache
 
 MAX_SHORT_SQL = 4096  # characters
-CACHE_SIZE = 100  # SQLAlchemy's default for asyncpg
+CACHE_SIZE = 100  # SQLAlchemy's default for asyncpg (a configured size is kept)
 LONG_CACHE_SIZE = 16
 
 
@@ -54,5 +54,6 @@ def bound_long_statement_cache(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        if getattr(dbapi_connection, "_prepared_statement_cache", None) is not None:
-            dbapi_connection._prepared_statement_cache = ReusableStatements(CACHE_SIZE)
+        cache = getattr(dbapi_connection, "_prepared_statement_cache", None)
+        if cache is not None:  # None: prepared_statement_cache_size=0, caching is off
+            dbapi_connection._prepared_statement_cache = ReusableStatements(cache.capacity)

@@ -109,7 +109,7 @@ class Simulator:
         self._outbound: list[dict[str, Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._http = http
-        self._webhook_slots: asyncio.Semaphore | None = None
+        self._webhook_slots = asyncio.Semaphore(WEBHOOK_CONCURRENCY)
         self._owns_http = http is None
 
     # -- setup -------------------------------------------------------------------------
@@ -508,8 +508,6 @@ class Simulator:
             if outcome != 200:
                 self.stats.webhook_attempts_failed += 1
 
-        if self._webhook_slots is None:
-            self._webhook_slots = asyncio.Semaphore(WEBHOOK_CONCURRENCY)
         delivered = await webhooks.post_with_retries(
             self._http,
             url,
