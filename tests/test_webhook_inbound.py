@@ -307,6 +307,60 @@ async def test_a_delivery_stored_before_a_crash_is_processed_once_on_restart(liv
     assert await count(live, Message, Message.external_id == "wamid.CRASH") == 1
 
 
+async def test_a_round_claims_once_and_sweeps_parked_statuses_only_when_some_were_parked(
+    live, settings
+):
+    """At a low rate every webhook wakes the processor: one claim per round (no second claim
+    that finds nothing) and no parked-status sweep unless this process parked some lately."""
+    from sqlalchemy import event
+
+    from wadesk.runtime import Runtime
+
+    inbox = await create_inbox(live)
+    other = Runtime(settings, run_workers=False)  # another process, its loops not started
+    other.writer._on_stored = lambda: None
+    processor = other.processor
+    processor._sweep_parked_until = 0.0  # past the sweeps that follow a start
+    seen: list[str] = []
+    event.listen(
+        other.db.engine.sync_engine,
+        "before_cursor_execute",
+        lambda *args: seen.append(args[2]),
+    )
+
+    async def deliver(payload: dict) -> None:
+        body = json.dumps(payload).encode()
+        await other.writer.store(
+            channel_type="whatsapp",
+            inbox_id=inbox["id"],
+            body=body,
+            signature=sign(body, APP_SECRET),
+        )
+
+    def claims_and_sweeps() -> tuple[int, int]:
+        claims = sum("FROM webhook_deliveries" in s for s in seen)
+        sweeps = sum("FROM pending_statuses JOIN" in s for s in seen)
+        seen.clear()
+        return claims, sweeps
+
+    try:
+        for i in range(2):
+            await deliver(envelope([text_message("14155550014", f"wamid.LOW{i}", "hi")]))
+        seen.clear()
+        assert await processor.run_once() == 0  # not a full batch: no round again at once
+        assert claims_and_sweeps() == (1, 0)
+        await deliver(envelope(statuses=[status("wamid.NOT_YET", "delivered", 1_700_000_020)]))
+        seen.clear()
+        await processor.run_once()
+        assert claims_and_sweeps() == (1, 1)  # it parked one: it looks for its message
+        assert processor._recheck_after == 1.0
+        await processor.run_once()  # the recheck a second later, nothing new: swept again
+        assert claims_and_sweeps() == (1, 1)
+    finally:
+        await other.close()
+    assert await count(live, Message, Message.external_id.in_(["wamid.LOW0", "wamid.LOW1"])) == 2
+
+
 def status(wamid: str, state: str, ts: int, **extra) -> dict:
     return {
         "id": wamid,

@@ -37,7 +37,7 @@ from sqlalchemy.types import TypeDecorator
 from wadesk.config import Settings, get_settings
 from wadesk.pgarrays import use_array_in
 from wadesk.pgcache import bound_long_statement_cache
-from wadesk.realtime.bus import Event
+from wadesk.realtime.bus import WAKE_UP_KINDS, Event
 
 log = structlog.get_logger(__name__)
 
@@ -235,7 +235,8 @@ def _write_events(session: Session) -> None:
 
     SQLite: with their ids; the UPDATE locks the counter row until the commit is visible, so a
     concurrent writer gets the next ids only after these rows can be read: ids appear in order
-    and without gaps. PostgreSQL: staged without ids and without a lock, for the sequencer."""
+    and without gaps. PostgreSQL: staged without ids and without a lock, for the sequencer.
+    Wake-ups (``WAKE_UP_KINDS``) are not written: they only go to the after-commit hooks."""
     if session.in_nested_transaction():
         return  # a savepoint is released: the events wait for the real commit
     events = session.info.get("wadesk_events")
@@ -244,19 +245,21 @@ def _write_events(session: Session) -> None:
     session.flush()  # the transaction's own writes first: hold the counter lock the least
     connection = session.connection()
     rows = _event_rows(events)
-    if connection.dialect.name == "postgresql":
-        connection.execute(_staged_table().insert(), rows)
+    logged = [row for row in rows if row["kind"] not in WAKE_UP_KINDS]
+    if not logged or connection.dialect.name == "postgresql":
+        if logged:
+            connection.execute(_staged_table().insert(), logged)
         events[:] = [Event(row["kind"], row["payload"]) for row in rows]
         return
-    n = len(rows)
+    n = len(logged)
     last = connection.execute(_NEXT_IDS, {"n": n}).scalar()
     if last is None:  # the row is missing (tables emptied, a partial restore): recreate it
         connection.execute(CREATE_EVENT_COUNTER)
         last = connection.execute(_NEXT_IDS, {"n": n}).scalar_one()
-    for offset, row in enumerate(rows):
+    for offset, row in enumerate(logged):
         row["id"] = int(last) - n + 1 + offset
-    connection.execute(_events_table().insert(), rows)
-    events[:] = [Event(row["kind"], row["payload"], row["id"]) for row in rows]
+    connection.execute(_events_table().insert(), logged)
+    events[:] = [Event(row["kind"], row["payload"], row.get("id")) for row in rows]
 
 
 def _event_rows(events: list[Any]) -> list[dict[str, Any]]:

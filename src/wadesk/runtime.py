@@ -23,7 +23,7 @@ from wadesk.ingest.writer import DeliveryWriter
 from wadesk.media.fetcher import MediaFetcher
 from wadesk.media.store import LocalMediaStore
 from wadesk.outbox.worker import OutboxWorker
-from wadesk.realtime.bus import Event, bus
+from wadesk.realtime.bus import WAKE_UP_KINDS, Event, bus
 from wadesk.realtime.feed import EventFeed
 from wadesk.realtime.redis_bridge import RedisBridge
 from wadesk.realtime.retention import EventRetention
@@ -115,7 +115,7 @@ class Runtime:
 
     def _dispatch(self, events: list[Event]) -> None:
         """React to committed events, this process's own or (through Redis) another's."""
-        if events and not self.db.is_sqlite:
+        if not self.db.is_sqlite and any(e[0] not in WAKE_UP_KINDS for e in events):
             self.sequencer.wake()
         for kind, _payload in events:
             if kind == "outbox.queued":

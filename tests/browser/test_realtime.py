@@ -5,7 +5,7 @@ back online, it has every event exactly once, in order, as the log holds them.""
 from __future__ import annotations
 
 from tests.helpers import create_inbox, create_user, envelope, post_signed, settle, text_message
-from wadesk.realtime.api import INTERNAL_KINDS
+from wadesk.realtime.bus import WAKE_UP_KINDS
 from wadesk.realtime.queries import current_event_id, events_after
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>realtime</title>
@@ -94,7 +94,7 @@ async def test_every_event_arrives_once_and_in_order_across_going_offline(live, 
     got = await page.evaluate("window.__events")
     async with live.runtime.db.session() as session:
         logged = await events_after(session, snapshot, 10_000)
-    expected = [e for e in logged if e.inbox_id == inbox["id"] and e.kind not in INTERNAL_KINDS]
+    expected = [e for e in logged if e.inbox_id == inbox["id"] and e.kind not in WAKE_UP_KINDS]
     assert [(e["id"], e["kind"]) for e in got] == [(e.id, e.kind) for e in expected]
     assert [e["payload"] for e in got] == [e.payload for e in expected]
     assert all(e["inbox_id"] == inbox["id"] for e in got)

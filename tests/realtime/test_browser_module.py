@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from wadesk.realtime.api import INTERNAL_KINDS
+from wadesk.realtime.bus import WAKE_UP_KINDS
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "wadesk"
 QUEUED = re.compile(r"queue_event\(\s*[\w.]+,\s*\"([a-z_]+\.[a-z_]+)\"", re.S)
@@ -24,5 +24,5 @@ def test_the_module_lists_every_kind_the_code_queues():
     match = LISTED.search(script)
     assert match
     listed = set(re.findall(r'"([^"]+)"', match.group(1)))
-    missing = queued - INTERNAL_KINDS - listed
+    missing = queued - WAKE_UP_KINDS - listed
     assert not missing, f"add to KINDS in static/js/realtime.js: {sorted(missing)}"

@@ -58,6 +58,38 @@ async def test_events_are_stored_with_ids_in_their_transaction_and_published_wit
         assert [e.id for e in await events_after(session, start + 1, 10)] == [start + 2]
 
 
+async def test_wake_ups_reach_the_hooks_but_not_the_log(live):
+    db = live.runtime.db
+    start = await _start(db)
+    published: list = []
+    live.runtime.listeners.append(published.extend)
+    woken: list[str] = []
+    outbox_wake = live.runtime.outbox.wake
+    live.runtime.outbox.wake = lambda: woken.append("outbox")  # type: ignore[method-assign]
+    try:
+        async with db.session() as session:
+            queue_event(session, "outbox.queued", {"inbox_id": 3})
+            queue_event(session, "message.created", {"message_id": 5, "inbox_id": 3})
+            queue_event(session, "automation.queued", {"inbox_id": 3})
+        async with db.session() as session:  # wake-ups alone: nothing is logged at all
+            queue_event(session, "routing.drain_later", {})
+    finally:
+        live.runtime.outbox.wake = outbox_wake  # type: ignore[method-assign]
+    rows = await _rows(db, start)
+    assert [(r.id, r.kind) for r in rows] == [(start + 1, "message.created")]
+    assert [e.kind for e in published] == [
+        "outbox.queued",
+        "message.created",
+        "automation.queued",
+        "routing.drain_later",
+    ]
+    expected_ids = [None, start + 1 if db.is_sqlite else None, None, None]
+    assert [e.id for e in published] == expected_ids
+    assert woken == ["outbox"]
+    async with db.session() as session:
+        assert await current_event_id(session) == start + 1
+
+
 async def test_ids_stay_gap_free_when_transactions_roll_back_even_inside_the_commit(live):
     db = live.runtime.db
     start = await _start(db)

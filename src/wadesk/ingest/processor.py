@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +39,9 @@ from wadesk.metrics import (
 
 log = structlog.get_logger(__name__)
 
+# After a round parked statuses, the parked-status sweep follows every round for this long.
+PARKED_SWEEP_SECONDS = 5.0
+
 # Errors that say "this data cannot be stored", as opposed to "the database is unavailable".
 DATA_ERRORS = (DataError, IntegrityError, ValueError, TypeError, KeyError)
 
@@ -48,8 +52,10 @@ class BatchOutcome:
     messages: int = 0
     duplicates: int = 0
     statuses: int = 0
+    parked: int = 0  # statuses whose message is not known yet
     unprocessable: int = 0
     media_pending: bool = False
+    full: bool = False  # the last batch claimed was full: more may be waiting
     problems: dict[int, list[str]] = field(default_factory=dict)
 
 
@@ -71,26 +77,39 @@ class DeliveryProcessor(BackgroundLoop):
         # Idle, it sweeps for deliveries another (crashed) process left behind.
         self.idle_seconds = sweep_seconds
         self.on_media_pending: list[Any] = []
+        self._sweep_parked_until = time.monotonic() + PARKED_SWEEP_SECONDS  # a restart
 
     async def run_once(self) -> int:
-        """Everything pending now, then parked statuses whose message has appeared."""
+        """Everything pending now; parked statuses whose message has appeared when this looks
+        idle or parked some lately. Returns 0 unless a full batch suggests more is waiting: a
+        delivery stored during the round wakes the loop anyway, so an extra round that finds
+        nothing (two statements and a commit per webhook at a low rate) is not needed."""
         outcome = await self.process_available()
-        async with self._db.session() as session:
-            await apply_parked_statuses(session)
-        return outcome.deliveries
+        if outcome.parked:
+            self._sweep_parked_until = time.monotonic() + PARKED_SWEEP_SECONDS
+            self.recheck_soon(1.0)
+        if outcome.deliveries == 0 or time.monotonic() < self._sweep_parked_until:
+            # The send recorder applies the statuses parked for the sends it records
+            # (apply_parked_for); this sweep is for those that raced it, and after a restart.
+            async with self._db.session() as session:
+                await apply_parked_statuses(session)
+        return outcome.deliveries if outcome.full else 0
 
     async def process_available(self) -> BatchOutcome:
+        """Batches until one is not full (what other processes hold locked is theirs)."""
         total = BatchOutcome()
         while True:
             outcome = await self.process_batch()
-            if outcome.deliveries == 0:
-                return total
             total.deliveries += outcome.deliveries
             total.messages += outcome.messages
             total.duplicates += outcome.duplicates
             total.statuses += outcome.statuses
+            total.parked += outcome.parked
             total.unprocessable += outcome.unprocessable
             total.problems.update(outcome.problems)
+            total.full = outcome.deliveries >= self._batch_size
+            if not total.full:
+                return total
 
     async def process_batch(self) -> BatchOutcome:
         outcome = BatchOutcome()
@@ -153,6 +172,7 @@ class DeliveryProcessor(BackgroundLoop):
         outcome.messages += part.messages
         outcome.duplicates += part.duplicates
         outcome.statuses += part.statuses
+        outcome.parked += part.parked
         outcome.media_pending = outcome.media_pending or part.media_pending
         outcome.problems.update(part.problems)
 
@@ -190,6 +210,7 @@ class DeliveryProcessor(BackgroundLoop):
         for inbox_id in sorted(statuses):
             applied = await apply_statuses(session, inbox_id, statuses[inbox_id])
             outcome.statuses += applied.statuses_applied
+            outcome.parked += applied.statuses_pending
 
     async def _route(
         self,

@@ -27,6 +27,7 @@ from fastapi.responses import StreamingResponse
 
 from wadesk.accounts.access import Principal
 from wadesk.deps import RuntimeDep, require_permission
+from wadesk.realtime.bus import WAKE_UP_KINDS
 from wadesk.realtime.feed import MAX_BEHIND, EventFeed
 from wadesk.realtime.queries import LoggedEvent, current_event_id, events_after
 
@@ -44,14 +45,12 @@ TICK_SECONDS = 1.0  # how often a waiting stream looks at the feed and at shutdo
 MAX_STREAM_SECONDS = 300.0
 CURSOR_EVERY = 1_000  # events skipped (not visible to this principal) before a cursor frame
 RETRY_MS = 1_000
-# Wake-ups between processes, not something a person should see.
-INTERNAL_KINDS = frozenset({"outbox.queued", "ingest.replayed", "routing.drain_later"})
 
 EventsReader = Annotated[Principal, require_permission("conversations.read")]
 
 
 def visible_to(principal: Principal, event: LoggedEvent) -> bool:
-    if event.kind in INTERNAL_KINDS:
+    if event.kind in WAKE_UP_KINDS:  # none are logged now; a log written before may hold some
         return False
     if event.inbox_id is None:
         return principal.inbox_ids is None
