@@ -127,3 +127,40 @@ async def test_first_response_target_breach_is_counted_once(live):
     async with live.runtime.db.session() as session:
         status = await session.scalar(select(Conversation.status).where(Conversation.id == late))
     assert status == "open"
+
+
+async def test_a_new_customer_is_routed_without_looking_up_a_history_it_cannot_have(live):
+    """Contacts created by the batch have no attributes and no earlier conversations: routing
+    does not query them (three statements in the ingest transaction of every new customer)."""
+    from sqlalchemy import event
+
+    w = await world(live, ("ana",))
+    await _contact(live, w, "5521900000021", monthly_spend="1500.50")
+    seen: list[str] = []
+
+    def record(*args) -> None:
+        seen.append(args[2])
+
+    engine = live.runtime.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        await write_in(live, w, "5521900000022")  # new
+        new = list(seen)
+        seen.clear()
+        vip = await write_in(live, w, "5521900000021")  # saved before, with attributes
+        known = list(seen)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    def lookups(statements: list[str]) -> list[str]:
+        return [
+            s
+            for s in statements
+            if "contacts.attributes" in s
+            or ("count(*)" in s and "FROM conversations" in s)
+            or ("conversations.assignee_id" in s and "last_activity_at >=" in s)
+        ]
+
+    assert lookups(new) == []
+    assert len(lookups(known)) >= 2  # attributes and the 30-day count
+    assert (await _conversation(live, w, vip))["priority"] == "high"

@@ -19,9 +19,10 @@ def _clip(value: str | None, size: int) -> str | None:
 
 
 async def resolve_whatsapp_senders(
-    session: AsyncSession, senders: dict[str, str | None]
+    session: AsyncSession, senders: dict[str, str | None], created: set[int] | None = None
 ) -> dict[str, int]:
-    """Contact ids for WhatsApp senders (wa_id -> profile name), creating what is missing.
+    """Contact ids for WhatsApp senders (wa_id -> profile name), creating what is missing;
+    the ids of the contacts created here are added to ``created`` when given.
 
     A wa_id matches an existing identity by its canonical key, then a contact saved with the
     same number in another form (Brazil's ninth digit, Mexico's 521); only then is a contact
@@ -63,6 +64,8 @@ async def resolve_whatsapp_senders(
             contact_by_key.update({str(k): i for k, i in rows.tuples()})
             for key in to_create:
                 queue_event(session, "contact.created", {"contact_id": contact_by_key[key]})
+            if created is not None:
+                created.update(contact_by_key[key] for key in to_create)
         address_by_key = {keys[w]: w for w in senders}
         now = utcnow()
         await session.execute(

@@ -32,6 +32,9 @@ class InboundBatch:
     inbox_id: int
     messages: list[InboundMessageRef] = field(default_factory=list)
     opened_conversation_ids: set[int] = field(default_factory=set)
+    # Contacts created by this batch: no attributes, no earlier conversations (routing skips
+    # looking those up).
+    new_contact_ids: set[int] = field(default_factory=set)
 
 
 async def after_inbound(session: AsyncSession, batch: InboundBatch) -> None:

@@ -86,7 +86,8 @@ async def store_inbound(
         return outcome
     fresh.sort(key=lambda m: (m.timestamp, m.external_id))
     senders = {item.sender: item.sender_name for item in fresh}
-    contact_ids = await resolve_whatsapp_senders(session, senders)
+    new_contacts: set[int] = set()
+    contact_ids = await resolve_whatsapp_senders(session, senders, new_contacts)
     openings: dict[int, Opening] = {}
     for item in fresh:
         cid = contact_ids[item.sender]
@@ -214,6 +215,7 @@ async def store_inbound(
                 for message_id, ext, conversation_id in sorted(inserted)
             ],
             opened_conversation_ids=set(opened),
+            new_contact_ids=new_contacts,
         ),
     )
     return outcome

@@ -603,22 +603,30 @@ async def route_new_conversations(session: AsyncSession, batch: InboundBatch) ->
         if ref.conversation_id in batch.opened_conversation_ids:
             first_text.setdefault(ref.conversation_id, ref.text)
     contact_of = {c.id: c.contact_id for c in convs}
-    attributes = dict(
-        (
-            await session.execute(
-                select(Contact.id, Contact.attributes).where(
-                    Contact.id.in_(sorted(set(contact_of.values())))
+    # A contact created by this very batch has no attributes and no other conversation.
+    known = {
+        conv: contact
+        for conv, contact in contact_of.items()
+        if contact not in batch.new_contact_ids
+    }
+    attributes: dict[int, dict[str, Any]] = {}
+    if known:
+        attributes = dict(
+            (
+                await session.execute(
+                    select(Contact.id, Contact.attributes).where(
+                        Contact.id.in_(sorted(set(known.values())))
+                    )
                 )
             )
+            .tuples()
+            .all()
         )
-        .tuples()
-        .all()
-    )
-    counts = await _conversations_30d(session, contact_of.values())
+    counts = await _conversations_30d(session, known.values())
     rules = await _rules(session)
     detect = bool(config.languages)
     hours = await _hours_checker(session, batch.inbox_id) if uses_hours(rules) else lambda: None
-    sticky = await _sticky_agents(session, batch.inbox_id, contact_of, settings.sticky_days)
+    sticky = await _sticky_agents(session, batch.inbox_id, known, settings.sticky_days)
     facts: list[dict[str, Any]] = []
     queue: list[dict[str, Any]] = []
     matched_count: dict[int, int] = defaultdict(int)
