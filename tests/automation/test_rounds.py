@@ -217,3 +217,26 @@ async def test_a_job_that_crashes_is_logged_and_does_not_stop_the_others(live):
         }
     assert states.pop(broken) == ("pending", 1)  # leased: runs again after its lease
     assert set(states.values()) == {("done", 1)}
+
+
+async def test_a_claim_leases_and_reads_its_jobs_in_one_statement(live):
+    from sqlalchemy import event
+
+    _, worker, jobs = await _customers_asking(live, 2)
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(" ".join(args[2].split()))
+
+    engine = live.runtime.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        async with live.runtime.db.session() as session:
+            claimed = await worker._claim(session)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert sorted(job.id for job in claimed) == sorted(job.id for job in jobs)
+    assert all(job.lease_owner == worker.owner and job.attempts == 1 for job in claimed)
+    on_jobs = [s for s in seen if "automation_jobs" in s]
+    assert len(on_jobs) == 3  # the due jobs, each conversation's oldest, the lease
+    assert on_jobs[-1].startswith("UPDATE automation_jobs") and "RETURNING" in on_jobs[-1]

@@ -403,7 +403,8 @@ class AutomationWorker(BackgroundLoop):
         if not ids:
             return []
         lease = now + timedelta(seconds=LEASE_SECONDS)
-        await session.execute(
+        # The leased rows come back with the UPDATE (one statement on the reply's path).
+        leased = await session.scalars(
             update(AutomationJob)
             .where(AutomationJob.id.in_(ids))
             .values(
@@ -411,17 +412,10 @@ class AutomationWorker(BackgroundLoop):
                 lease_owner=self.owner,
                 attempts=AutomationJob.attempts + 1,
             )
+            .returning(AutomationJob)
+            .execution_options(populate_existing=True, synchronize_session=False)
         )
-        jobs = list(
-            (
-                await session.scalars(
-                    select(AutomationJob)
-                    .where(AutomationJob.id.in_(ids))
-                    .order_by(AutomationJob.id)
-                    .execution_options(populate_existing=True)
-                )
-            ).all()
-        )
+        jobs = sorted(leased.all(), key=lambda job: job.id)
         failed = [job for job in jobs if job.attempts > MAX_ATTEMPTS]
         for job in failed:
             job.state, job.done_at = "failed", now
