@@ -110,6 +110,61 @@ log = structlog.get_logger(__name__)
 LEASE_SECONDS = 30.0
 MAX_ATTEMPTS = 5
 BATCH = 100
+
+
+def _among(column: Any, name: str = "ids") -> Any:
+    """``column IN :name`` for a statement built once (PostgreSQL: ``= ANY(array)``)."""
+    return column.in_(bindparam(name, expanding=True, type_=column.type))
+
+
+# The claim's and the read-back's statements, built once: building a statement and its cache
+# key costs about as much client CPU as running it (bench/automation.py's stages, 2026-12-07).
+_DUE = (
+    select(AutomationJob.id, AutomationJob.conversation_id)
+    .where(
+        text("automation_jobs.state = 'pending'"),
+        AutomationJob.next_attempt_at <= bindparam("now"),
+    )
+    .order_by(AutomationJob.id)
+    .limit(bindparam("limit"))
+)
+_DUE_LOCKED = _DUE.with_for_update(skip_locked=True)
+_OLDEST = (
+    select(AutomationJob.conversation_id, func.min(AutomationJob.id))
+    .where(AutomationJob.state == "pending", _among(AutomationJob.conversation_id))
+    .group_by(AutomationJob.conversation_id)
+)
+_LEASE = (
+    update(AutomationJob)
+    .where(_among(AutomationJob.id))
+    .values(
+        next_attempt_at=bindparam("lease"),
+        lease_owner=bindparam("owner"),
+        attempts=AutomationJob.attempts + 1,
+    )
+    .returning(AutomationJob)
+    .execution_options(populate_existing=True, synchronize_session=False)
+)
+_CONVERSATIONS = select(Conversation).where(_among(Conversation.id))
+_MESSAGES = select(Message).where(_among(Message.id))
+_CONTACTS = select(Contact).where(_among(Contact.id))
+_INBOXES = select(Inbox).where(_among(Inbox.id))
+_SETTINGS = select(InboxAutomation).where(_among(InboxAutomation.inbox_id))
+_STATES = select(AutomationContactState).where(
+    _among(AutomationContactState.contact_id), _among(AutomationContactState.inbox_id, "inbox_ids")
+)
+_FLOW_STATES = select(FlowState).where(_among(FlowState.conversation_id))
+# A person replied (notes do not count): the conversation is theirs.
+_HUMAN = (
+    select(Message.conversation_id)
+    .where(
+        _among(Message.conversation_id),
+        Message.direction == "out",
+        Message.sender_user_id.is_not(None),
+        Message.status != "note",
+    )
+    .distinct()
+)
 REPLY_WINDOW = timedelta(minutes=10)
 MAX_REPLIES_PER_WINDOW = 10
 GREETING_REPEAT = timedelta(hours=24)
@@ -371,50 +426,20 @@ class AutomationWorker(BackgroundLoop):
 
     async def _claim(self, session: AsyncSession, limit: int = BATCH) -> list[AutomationJob]:
         now = utcnow()
-        query = (
-            select(AutomationJob.id, AutomationJob.conversation_id)
-            .where(text("automation_jobs.state = 'pending'"), AutomationJob.next_attempt_at <= now)
-            .order_by(AutomationJob.id)
-            .limit(limit)
-        )
-        if not self._db.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        candidates = (await session.execute(query)).tuples().all()
+        due = _DUE if self._db.is_sqlite else _DUE_LOCKED
+        candidates = (await session.execute(due, {"now": now, "limit": limit})).tuples().all()
         if not candidates:
             return []
         conversations = sorted({c for _, c in candidates})
         # Only each conversation's oldest pending job: they run one at a time, in order.
-        oldest = dict(
-            (
-                await session.execute(
-                    select(AutomationJob.conversation_id, func.min(AutomationJob.id))
-                    .where(
-                        AutomationJob.state == "pending",
-                        AutomationJob.conversation_id.in_(conversations),
-                    )
-                    .group_by(AutomationJob.conversation_id)
-                )
-            )
-            .tuples()
-            .all()
-        )
+        oldest = dict((await session.execute(_OLDEST, {"ids": conversations})).tuples().all())
         ids = [jid for jid, conv in candidates if oldest.get(conv) == jid]
         self._held_back = len(ids) < len(candidates)
         if not ids:
             return []
         lease = now + timedelta(seconds=LEASE_SECONDS)
         # The leased rows come back with the UPDATE (one statement on the reply's path).
-        leased = await session.scalars(
-            update(AutomationJob)
-            .where(AutomationJob.id.in_(ids))
-            .values(
-                next_attempt_at=lease,
-                lease_owner=self.owner,
-                attempts=AutomationJob.attempts + 1,
-            )
-            .returning(AutomationJob)
-            .execution_options(populate_existing=True, synchronize_session=False)
-        )
+        leased = await session.scalars(_LEASE, {"ids": ids, "lease": lease, "owner": self.owner})
         jobs = sorted(leased.all(), key=lambda job: job.id)
         failed = [job for job in jobs if job.attempts > MAX_ATTEMPTS]
         for job in failed:
@@ -432,80 +457,29 @@ class AutomationWorker(BackgroundLoop):
 
     async def _prepare(self, session: AsyncSession, jobs: list[AutomationJob]) -> list[Prepared]:
         now = utcnow()
+        conversation_ids = sorted({j.conversation_id for j in jobs})
         conversations = {
-            c.id: c
-            for c in (
-                await session.scalars(
-                    select(Conversation).where(
-                        Conversation.id.in_({j.conversation_id for j in jobs})
-                    )
-                )
-            ).all()
+            c.id: c for c in (await session.scalars(_CONVERSATIONS, {"ids": conversation_ids}))
         }
         message_ids = [j.message_id for j in jobs if j.message_id is not None]
-        messages = {
-            m.id: m
-            for m in (
-                await session.scalars(select(Message).where(Message.id.in_(message_ids)))
-            ).all()
-        }
-        contact_ids = {c.contact_id for c in conversations.values()}
-        contacts = {
-            c.id: c
-            for c in (
-                await session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
-            ).all()
-        }
-        inbox_ids = {j.inbox_id for j in jobs}
-        inboxes = {
-            i.id: i
-            for i in (await session.scalars(select(Inbox).where(Inbox.id.in_(inbox_ids)))).all()
-        }
-        settings = {
-            s.inbox_id: s
-            for s in (
-                await session.scalars(
-                    select(InboxAutomation).where(InboxAutomation.inbox_id.in_(inbox_ids))
-                )
-            ).all()
-        }
+        messages = {m.id: m for m in (await session.scalars(_MESSAGES, {"ids": message_ids}))}
+        contact_ids = sorted({c.contact_id for c in conversations.values()})
+        contacts = {c.id: c for c in (await session.scalars(_CONTACTS, {"ids": contact_ids}))}
+        inbox_ids = sorted({j.inbox_id for j in jobs})
+        inboxes = {i.id: i for i in (await session.scalars(_INBOXES, {"ids": inbox_ids}))}
+        settings = {s.inbox_id: s for s in (await session.scalars(_SETTINGS, {"ids": inbox_ids}))}
         states = {
             (s.inbox_id, s.contact_id): s
-            for s in (
-                await session.scalars(
-                    select(AutomationContactState).where(
-                        AutomationContactState.contact_id.in_(contact_ids),
-                        AutomationContactState.inbox_id.in_(inbox_ids),
-                    )
-                )
-            ).all()
+            for s in (await session.scalars(_STATES, {"ids": contact_ids, "inbox_ids": inbox_ids}))
         }
         inbox_flows = {i: await self.inbox_flows(session, i) for i in inbox_ids}
         flow_states: dict[int, FlowState] = {}
         if any(f.by_id for f in inbox_flows.values()):
             flow_states = {
                 s.conversation_id: s
-                for s in (
-                    await session.scalars(
-                        select(FlowState).where(FlowState.conversation_id.in_(list(conversations)))
-                    )
-                ).all()
+                for s in (await session.scalars(_FLOW_STATES, {"ids": list(conversations)}))
             }
-        # A person replied (notes do not count): the conversation is theirs.
-        human = set(
-            (
-                await session.scalars(
-                    select(Message.conversation_id)
-                    .where(
-                        Message.conversation_id.in_(list(conversations)),
-                        Message.direction == "out",
-                        Message.sender_user_id.is_not(None),
-                        Message.status != "note",
-                    )
-                    .distinct()
-                )
-            ).all()
-        )
+        human = set(await session.scalars(_HUMAN, {"ids": list(conversations)}))
         hours = {
             inbox_id: parse_hours(s.timezone, s.schedule, s.holidays)
             for inbox_id, s in settings.items()
