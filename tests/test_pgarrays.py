@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, select, tuple_
 
 from tests.helpers import PHONE_NUMBER_ID, create_inbox, settle
 from wadesk.conversations.models import Conversation, Message
+from wadesk.pgarrays import among
 
 
 def _sql(live, statement) -> str:
@@ -57,3 +58,22 @@ async def test_in_lists_have_one_text_and_the_right_rows(live):
             live.runtime.db.engine.sync_engine, compile_kwargs={"literal_binds": True}
         )
         assert "IN (1, 2)" in str(compiled)
+
+
+async def test_a_statement_built_once_takes_each_runs_list(live):
+    """``among``: the claims' statements are module constants run with lists of any size."""
+    await create_inbox(live)
+    for n in range(3):
+        await live.simulator.customer_sends(
+            PHONE_NUMBER_ID, f"55119876510{n:02d}", "C", {"type": "text", "text": f"m{n}"}
+        )
+    await settle(live)
+    once = select(Message.text).where(among(Message.external_id, "wamids"))
+    if not live.runtime.db.is_sqlite:
+        assert "= ANY (" in _sql(live, once)
+    async with live.runtime.db.session() as session:
+        text_of = dict((await session.execute(select(Message.external_id, Message.text))).all())
+        wamids = sorted(text_of)
+        for chosen in (wamids, wamids[:1], [], [wamids[2], "nope"]):
+            got = (await session.scalars(once, {"wamids": chosen})).all()
+            assert sorted(got) == sorted(text_of[w] for w in chosen if w in text_of)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Integer, String, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql.asyncpg import PGCompiler_asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -45,6 +45,12 @@ class ArrayInCompiler(PGCompiler_asyncpg):
             left = binary.left._compiler_dispatch(self, **kw)
             return f"{left} = ANY ({array._compiler_dispatch(self, **kw)})"
         return self._generate_generic_binary(binary, OPERATORS[operator], **kw)
+
+
+def among(column: Any, name: str = "ids") -> Any:
+    """``column IN :name`` for a statement built once and run with a list as ``name``
+    (rewritten as above on PostgreSQL)."""
+    return column.in_(bindparam(name, expanding=True, type_=column.type))
 
 
 def use_array_in(engine: AsyncEngine) -> None:

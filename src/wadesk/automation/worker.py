@@ -104,17 +104,13 @@ from wadesk.db import Database, insert_for, queue_event, utcnow
 from wadesk.groupcommit import GroupCommit
 from wadesk.httpclient import HttpClient
 from wadesk.inboxes.models import Inbox
+from wadesk.pgarrays import among
 
 log = structlog.get_logger(__name__)
 
 LEASE_SECONDS = 30.0
 MAX_ATTEMPTS = 5
 BATCH = 100
-
-
-def _among(column: Any, name: str = "ids") -> Any:
-    """``column IN :name`` for a statement built once (PostgreSQL: ``= ANY(array)``)."""
-    return column.in_(bindparam(name, expanding=True, type_=column.type))
 
 
 # The claim's and the read-back's statements, built once: building a statement and its cache
@@ -131,12 +127,12 @@ _DUE = (
 _DUE_LOCKED = _DUE.with_for_update(skip_locked=True)
 _OLDEST = (
     select(AutomationJob.conversation_id, func.min(AutomationJob.id))
-    .where(AutomationJob.state == "pending", _among(AutomationJob.conversation_id))
+    .where(AutomationJob.state == "pending", among(AutomationJob.conversation_id))
     .group_by(AutomationJob.conversation_id)
 )
 _LEASE = (
     update(AutomationJob)
-    .where(_among(AutomationJob.id))
+    .where(among(AutomationJob.id))
     .values(
         next_attempt_at=bindparam("lease"),
         lease_owner=bindparam("owner"),
@@ -145,20 +141,20 @@ _LEASE = (
     .returning(AutomationJob)
     .execution_options(populate_existing=True, synchronize_session=False)
 )
-_CONVERSATIONS = select(Conversation).where(_among(Conversation.id))
-_MESSAGES = select(Message).where(_among(Message.id))
-_CONTACTS = select(Contact).where(_among(Contact.id))
-_INBOXES = select(Inbox).where(_among(Inbox.id))
-_SETTINGS = select(InboxAutomation).where(_among(InboxAutomation.inbox_id))
+_CONVERSATIONS = select(Conversation).where(among(Conversation.id))
+_MESSAGES = select(Message).where(among(Message.id))
+_CONTACTS = select(Contact).where(among(Contact.id))
+_INBOXES = select(Inbox).where(among(Inbox.id))
+_SETTINGS = select(InboxAutomation).where(among(InboxAutomation.inbox_id))
 _STATES = select(AutomationContactState).where(
-    _among(AutomationContactState.contact_id), _among(AutomationContactState.inbox_id, "inbox_ids")
+    among(AutomationContactState.contact_id), among(AutomationContactState.inbox_id, "inbox_ids")
 )
-_FLOW_STATES = select(FlowState).where(_among(FlowState.conversation_id))
+_FLOW_STATES = select(FlowState).where(among(FlowState.conversation_id))
 # A person replied (notes do not count): the conversation is theirs.
 _HUMAN = (
     select(Message.conversation_id)
     .where(
-        _among(Message.conversation_id),
+        among(Message.conversation_id),
         Message.direction == "out",
         Message.sender_user_id.is_not(None),
         Message.status != "note",

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.background import BackgroundLoop
@@ -41,12 +41,53 @@ from wadesk.outbox.models import OutboxItem
 from wadesk.outbox.pacing import Pacer
 from wadesk.outbox.recorder import Sent, SentRecorder
 from wadesk.outbox.tracking import tracking_for
+from wadesk.pgarrays import among
 
 log = structlog.get_logger(__name__)
 
 PAIR_LIMIT_BACKOFF_SECONDS = 6.0
 DEPTH_EVERY_SECONDS = 1.0
 RECHECK_SECONDS = 0.05
+
+# The claim's statements, built once (building one and its cache key cost about as much
+# client CPU as running it).
+_DUE = (
+    select(OutboxItem.id, OutboxItem.inbox_id, OutboxItem.recipient)
+    # Literal state: the generic plan must match the partial index of due rows.
+    .where(text("outbox.state = 'pending'"), OutboxItem.next_attempt_at <= bindparam("now"))
+    .order_by(OutboxItem.id)
+    .limit(bindparam("limit"))
+)
+_DUE_LOCKED = _DUE.with_for_update(skip_locked=True)
+# Every pending row of the candidates' recipients, due or not, up to the last candidate.
+_PENDING = (
+    select(OutboxItem.inbox_id, OutboxItem.recipient, OutboxItem.id)
+    .where(
+        OutboxItem.state == "pending",
+        among(OutboxItem.recipient, "recipients"),
+        OutboxItem.id <= bindparam("last"),
+    )
+    .order_by(OutboxItem.id)
+)
+_LEASE = (
+    update(OutboxItem)
+    .where(among(OutboxItem.id))
+    .values(
+        next_attempt_at=bindparam("lease"),
+        lease_owner=bindparam("owner"),
+        attempts=OutboxItem.attempts + 1,
+        updated_at=bindparam("now"),
+    )
+    .returning(
+        OutboxItem.id,
+        OutboxItem.message_id,
+        OutboxItem.inbox_id,
+        OutboxItem.recipient,
+        OutboxItem.attempts,
+    )
+)
+_MESSAGES = select(Message).where(among(Message.id))
+_INBOXES = select(Inbox).where(among(Inbox.id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,16 +165,9 @@ class OutboxWorker(BackgroundLoop):
         now = utcnow()
         lease = now + timedelta(seconds=self._settings.outbox_lease_seconds)
         async with self._db.session() as session:
-            query = (
-                select(OutboxItem.id, OutboxItem.inbox_id, OutboxItem.recipient)
-                # Literal state: the generic plan must match the partial index of due rows.
-                .where(text("outbox.state = 'pending'"), OutboxItem.next_attempt_at <= now)
-                .order_by(OutboxItem.id)
-                .limit(self._settings.outbox_batch_size)
-            )
-            if not self._db.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            candidates = (await session.execute(query)).tuples().all()
+            due = _DUE if self._db.is_sqlite else _DUE_LOCKED
+            limit = self._settings.outbox_batch_size
+            candidates = (await session.execute(due, {"now": now, "limit": limit})).tuples().all()
             await self._update_depth(session)
             if not candidates:
                 return [], {}
@@ -141,61 +175,25 @@ class OutboxWorker(BackgroundLoop):
             ids = _in_order(candidates, await self._pending_ids(session, candidates))
             if not ids:
                 return [], {}
-            rows = (
-                (
-                    await session.execute(
-                        update(OutboxItem)
-                        .where(OutboxItem.id.in_(ids))
-                        .values(
-                            next_attempt_at=lease,
-                            lease_owner=self.owner,
-                            attempts=OutboxItem.attempts + 1,
-                            updated_at=now,
-                        )
-                        .returning(
-                            OutboxItem.id,
-                            OutboxItem.message_id,
-                            OutboxItem.inbox_id,
-                            OutboxItem.recipient,
-                            OutboxItem.attempts,
-                        )
-                    )
-                )
-                .tuples()
-                .all()
-            )
-            messages = {
-                m.id: m
-                for m in (
-                    await session.scalars(
-                        select(Message).where(Message.id.in_([row[1] for row in rows]))
-                    )
-                ).all()
-            }
+            values = {"ids": ids, "lease": lease, "owner": self.owner, "now": now}
+            rows = (await session.execute(_LEASE, values)).tuples().all()
+            message_ids = [row[1] for row in rows]
+            messages = {m.id: m for m in (await session.scalars(_MESSAGES, {"ids": message_ids}))}
             claimed = sorted(
                 (Claimed(*row, outgoing=_outgoing(messages.get(row[1]), row[3])) for row in rows),
                 key=lambda c: c.id,
             )
-            inbox_ids = {c.inbox_id for c in claimed}
-            inboxes = (await session.scalars(select(Inbox).where(Inbox.id.in_(inbox_ids)))).all()
+            inbox_ids = sorted({c.inbox_id for c in claimed})
+            inboxes = (await session.scalars(_INBOXES, {"ids": inbox_ids})).all()
             configs = {inbox.id: self._config_for(inbox) for inbox in inboxes}
         return claimed, configs
 
     async def _pending_ids(
         self, session: AsyncSession, candidates: Sequence[tuple[int, int, str]]
     ) -> dict[tuple[int, str], list[int]]:
-        """Every pending row of the candidates' recipients, due or not, up to the last candidate."""
         recipients = sorted({r for _, _, r in candidates})
         last = max(cid for cid, _, _ in candidates)
-        rows = await session.execute(
-            select(OutboxItem.inbox_id, OutboxItem.recipient, OutboxItem.id)
-            .where(
-                OutboxItem.state == "pending",
-                OutboxItem.recipient.in_(recipients),
-                OutboxItem.id <= last,
-            )
-            .order_by(OutboxItem.id)
-        )
+        rows = await session.execute(_PENDING, {"recipients": recipients, "last": last})
         pending: dict[tuple[int, str], list[int]] = defaultdict(list)
         for inbox_id, recipient, cid in rows.tuples():
             pending[(int(inbox_id), str(recipient))].append(int(cid))
