@@ -37,7 +37,7 @@ async def measure(ops: int, step: Callable[[], Awaitable[Any]]) -> tuple[float, 
 
 async def run(url: str, ops: int) -> list[dict[str, Any]]:
     import asyncpg
-    from sqlalchemy import text
+    from sqlalchemy import bindparam, select, text
     from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
     rows: list[dict[str, Any]] = []
@@ -72,9 +72,65 @@ async def run(url: str, ops: int) -> list[dict[str, Any]]:
                 await session.execute(select_one)
 
         add("SQLAlchemy session of its own: SELECT 1", await measure(ops, in_own_session))
+        # A statement of the shape wadesk's claims run (a WHERE, an IN list, ORDER BY,
+        # LIMIT), built for every call as most code does, or built once with bind parameters.
+        catalog = _pg_class()
+
+        def built_per_call() -> Any:
+            return (
+                select(catalog.c.oid, catalog.c.relname)
+                .where(catalog.c.relpages >= 0, catalog.c.relname.in_(["pg_class", "pg_type"]))
+                .order_by(catalog.c.oid)
+                .limit(5)
+            )
+
+        once = (
+            select(catalog.c.oid, catalog.c.relname)
+            .where(
+                catalog.c.relpages >= bindparam("pages"),
+                catalog.c.relname.in_(bindparam("names", expanding=True)),
+            )
+            .order_by(catalog.c.oid)
+            .limit(bindparam("limit"))
+        )
+        async with engine.connect() as connection:
+
+            async def run_built() -> None:
+                (await connection.execute(built_per_call())).all()
+
+            async def run_once_built() -> None:
+                values = {"pages": 0, "names": ["pg_class", "pg_type"], "limit": 5}
+                (await connection.execute(once, values)).all()
+
+            add(
+                "SQLAlchemy Core: a claim-like SELECT built per call", await measure(ops, run_built)
+            )
+            add("SQLAlchemy Core: the same built once", await measure(ops, run_once_built))
+            driver = (await connection.get_raw_connection()).driver_connection
+            sql = (
+                "SELECT oid, relname FROM pg_catalog.pg_class"
+                " WHERE relpages >= $1 AND relname::text = ANY($2::text[]) ORDER BY oid LIMIT $3"
+            )
+            add(
+                "asyncpg: the same statement",
+                await measure(ops, lambda: driver.fetch(sql, 0, ["pg_class", "pg_type"], 5)),
+            )
     finally:
         await engine.dispose()
     return rows
+
+
+def _pg_class() -> Any:
+    from sqlalchemy import Column, Integer, MetaData, String, Table
+
+    return Table(
+        "pg_class",
+        MetaData(),
+        Column("oid", Integer),
+        Column("relname", String),
+        Column("relpages", Integer),
+        schema="pg_catalog",
+    )
 
 
 def main() -> int:
