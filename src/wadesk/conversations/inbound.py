@@ -23,6 +23,7 @@ from wadesk.conversations.models import Conversation, Message, PendingStatus
 from wadesk.db import insert_for, queue_event, utcnow
 from wadesk.links.attribution import attribute_new_conversations
 from wadesk.outbox.tracking import adopt_unanswered_sends
+from wadesk.pgarrays import among
 
 STATUS_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
 PREVIEW_BY_TYPE = {
@@ -37,6 +38,16 @@ PREVIEW_BY_TYPE = {
     "order": "🛒 Order",
     "unsupported": "Unsupported message",
 }
+
+# Every ingest round runs these; built once (docs/benchmarks.md).
+_KNOWN_IDS = select(Message.external_id).where(
+    Message.inbox_id == bindparam("inbox_id"), among(Message.external_id)
+)
+_ACTIVE = select(Conversation.contact_id, Conversation.id).where(
+    Conversation.inbox_id == bindparam("inbox_id"),
+    among(Conversation.contact_id),
+    Conversation.status != "resolved",
+)
 
 
 @dataclass
@@ -71,11 +82,7 @@ async def store_inbound(
     existing: set[str] = set(
         ext
         for ext in (
-            await session.scalars(
-                select(Message.external_id).where(
-                    Message.inbox_id == inbox_id, Message.external_id.in_(list(unique))
-                )
-            )
+            await session.scalars(_KNOWN_IDS, {"inbox_id": inbox_id, "ids": list(unique)})
         ).all()
         if ext is not None
     )
@@ -255,13 +262,7 @@ async def _active_conversations(
     contact_ids = sorted(openings)
 
     async def load() -> dict[int, int]:
-        rows = await session.execute(
-            select(Conversation.contact_id, Conversation.id).where(
-                Conversation.inbox_id == inbox_id,
-                Conversation.contact_id.in_(contact_ids),
-                Conversation.status != "resolved",
-            )
-        )
+        rows = await session.execute(_ACTIVE, {"inbox_id": inbox_id, "ids": contact_ids})
         return {int(c): int(i) for c, i in rows.tuples()}
 
     found = await load()
