@@ -90,6 +90,7 @@ from wadesk.automation.models import (
 )
 from wadesk.automation.text import normalise, render
 from wadesk.background import BackgroundLoop
+from wadesk.claims import lease_update
 from wadesk.config import Settings
 from wadesk.contacts.models import Contact
 from wadesk.conversations.actions import (
@@ -131,13 +132,7 @@ _OLDEST = (
     .group_by(AutomationJob.conversation_id)
 )
 _LEASE = (
-    update(AutomationJob)
-    .where(among(AutomationJob.id))
-    .values(
-        next_attempt_at=bindparam("lease"),
-        lease_owner=bindparam("owner"),
-        attempts=AutomationJob.attempts + 1,
-    )
+    lease_update(AutomationJob)
     .returning(AutomationJob)
     .execution_options(populate_existing=True, synchronize_session=False)
 )

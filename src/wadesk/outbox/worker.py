@@ -29,6 +29,7 @@ from wadesk.background import BackgroundLoop
 from wadesk.channels.base import ChannelSendError, OutboundMessage
 from wadesk.channels.whatsapp.client import WhatsAppClient
 from wadesk.channels.whatsapp.errors import human_reason
+from wadesk.claims import lease_update
 from wadesk.config import Settings
 from wadesk.conversations.events import queue_message_updated
 from wadesk.conversations.models import Message
@@ -70,14 +71,8 @@ _PENDING = (
     .order_by(OutboxItem.id)
 )
 _LEASE = (
-    update(OutboxItem)
-    .where(among(OutboxItem.id))
-    .values(
-        next_attempt_at=bindparam("lease"),
-        lease_owner=bindparam("owner"),
-        attempts=OutboxItem.attempts + 1,
-        updated_at=bindparam("now"),
-    )
+    lease_update(OutboxItem)
+    .values(updated_at=bindparam("now"))
     .returning(
         OutboxItem.id,
         OutboxItem.message_id,
