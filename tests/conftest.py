@@ -27,6 +27,7 @@ os.environ["WADESK_ENV"] = "test"
 os.environ["WADESK_LOG_LEVEL"] = "WARNING"
 # One process runs every test: no app of one test should freeze objects for the rest.
 os.environ["WADESK_GC_FREEZE"] = "0"
+os.environ["WADESK_DB_WARM_UP"] = "0"  # a test starts many runtimes: open connections lazily
 
 PG_DEFAULT = "postgresql+asyncpg://postgres@127.0.0.1:5432/wadesk_test"
 

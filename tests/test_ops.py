@@ -208,3 +208,33 @@ def test_a_traceback_in_development_logs_shows_no_local_variables(settings, caps
     assert "send.failed" in err and "the request failed" in err  # the traceback is there
     assert token not in err
     assert address not in err
+
+
+async def test_a_starting_process_opens_its_database_connections_before_the_first_request(
+    settings, backend
+):
+    """WADESK_DB_WARM_UP (default on; off in this suite): each new PostgreSQL connection costs
+    its handshake and the driver's type set-up, which the first webhooks after a start paid."""
+    from tests.conftest import free_port
+    from wadesk.db import Database
+    from wadesk.runtime import Runtime
+
+    if backend == "sqlite":
+        pytest.skip("SQLite opens its one connection on first use; nothing to warm")
+    settings.db_warm_up = True
+    settings.db_pool_size = 3
+    runtime = Runtime(settings, run_workers=False)
+    try:
+        await runtime.start()
+        assert runtime.db.engine.pool.checkedin() >= 3  # type: ignore[attr-defined]
+    finally:
+        await runtime.stop()
+    # A database that cannot be reached does not stop a start: the loops retry anyway.
+    settings.database_url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/none"
+    unreachable = Database(settings)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            assert await unreachable.warm_up() == 0
+        assert [e["event"] for e in logs] == ["db.warm_up_failed"]
+    finally:
+        await unreachable.dispose()

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # (gc.freeze): full collections then skip the thousands of start-up objects. They took
     # ~200 ms each under bench/faults/festival.py, twice a run, in each server process.
     gc_freeze: bool = True
+    # PostgreSQL: open the pool's connections at start-up instead of on the first requests
+    # (each costs its handshake and the driver's type set-up, ~7 ms; see Database.warm_up).
+    db_warm_up: bool = True
 
     # Outbound
     outbox_batch_size: int = Field(default=50, ge=1, le=1000)

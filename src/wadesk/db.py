@@ -15,6 +15,7 @@ Redis, wake-ups); on PostgreSQL without their ids, which the log gives them late
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -158,6 +159,26 @@ class Database:
                 events = [e if isinstance(e, Event) else Event(e[0], e[1]) for e in events]
             for hook in list(self._hooks):
                 hook(events)
+
+    async def warm_up(self) -> int:
+        """PostgreSQL: open the pool's connections now; how many opened. A new connection
+        costs its handshake and the driver's set-up (SQLAlchemy registers the JSON codecs,
+        and asyncpg reads the catalog for them: ~5 ms of PostgreSQL's time each,
+        docs/benchmarks.md): after a start, the first webhooks paid for up to a pool of them.
+        A database that cannot be reached is not an error here: the loops retry anyway."""
+        if self.is_sqlite:
+            return 0
+        opened = await asyncio.gather(
+            *(self.engine.connect() for _ in range(self.settings.db_pool_size)),
+            return_exceptions=True,
+        )
+        failures = [c for c in opened if isinstance(c, BaseException)]
+        for connection in opened:
+            if not isinstance(connection, BaseException):
+                await connection.close()  # back to the pool, open
+        if failures:
+            log.warning("db.warm_up_failed", error=type(failures[0]).__name__)
+        return len(opened) - len(failures)
 
     @property
     def is_sqlite(self) -> bool:

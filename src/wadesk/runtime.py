@@ -141,6 +141,8 @@ class Runtime:
 
     async def start(self) -> None:
         """Start background work; unprocessed deliveries of a crashed process are picked up."""
+        if self.settings.db_warm_up:
+            await self.db.warm_up()
         self.spawn("ingest", self.processor.run_forever())
         self.spawn("media", self.media.run_forever())
         if self.run_workers:
