@@ -262,7 +262,6 @@ async def _mark_done(
     session: AsyncSession, deliveries: list[StoredDelivery], problems: dict[int, list[str]]
 ) -> None:
     now = utcnow()
-    table = _DELIVERIES
     processed = [d.id for d in deliveries if d.id not in problems]
     if processed:
         await session.execute(_PROCESSED, {"ids": processed, "now": now})
@@ -273,12 +272,12 @@ async def _mark_done(
     ]
     if unprocessable:
         await session.execute(
-            update(table)
-            .where(table.c.id == bindparam("did"))
+            update(_DELIVERIES)
+            .where(_DELIVERIES.c.id == bindparam("did"))
             .values(
                 status="unprocessable",
                 processed_at=now,
-                attempts=table.c.attempts + 1,
+                attempts=_DELIVERIES.c.attempts + 1,
                 error=bindparam("error"),
             ),
             unprocessable,
