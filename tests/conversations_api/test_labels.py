@@ -134,3 +134,19 @@ async def test_any_label_body_gets_a_2xx_or_a_4xx_with_a_message_never_a_500(liv
         assert responses[2].json()["color"] == colour.lower()
 
     await asyncio.to_thread(check)
+
+
+async def test_a_rename_to_a_taken_name_beyond_ascii_is_a_409(live):
+    """SQLite's lower() folds ASCII only: "Äpfel" was not seen as taken by a rename, and the
+    unique key answered with a 500 (found by the fuzz test above)."""
+    w = await world(live, customers=1)
+    _, agent = w["agent"]
+    taken = await live.client.post("/api/v1/labels", json={"name": "Äpfel"}, headers=auth(agent))
+    other = await live.client.post("/api/v1/labels", json={"name": "Birnen"}, headers=auth(agent))
+    assert taken.status_code == other.status_code == 201
+    for name in ("Äpfel", "äpfel"):
+        r = await live.client.patch(
+            f"/api/v1/labels/{other.json()['id']}", json={"name": name}, headers=auth(agent)
+        )
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["code"] == "label_exists"

@@ -722,10 +722,11 @@ def _clean_label(name: str | None, color: str | None) -> tuple[str | None, str |
 
 
 async def _name_taken(session: AsyncSession, name: str, except_id: int | None = None) -> bool:
-    query = select(Label.id).where(func.lower(Label.name) == name.lower())
-    if except_id is not None:
-        query = query.where(Label.id != except_id)
-    return (await session.scalar(query.limit(1))) is not None
+    """Taken in any letter case. Compared here, not with SQL's lower(): SQLite's folds ASCII
+    letters only ("Äpfel" and "äpfel"). Labels are a short, hand-kept list."""
+    wanted = name.casefold()
+    rows = (await session.execute(select(Label.id, Label.name))).tuples()
+    return any(n.casefold() == wanted and i != except_id for i, n in rows)
 
 
 async def do_create_label(
@@ -772,7 +773,11 @@ async def do_update_label(
         changes["color"] = {"before": label.color, "after": clean_color}
         label.color = clean_color
     if changes:
-        await session.flush()
+        try:
+            async with session.begin_nested():  # a concurrent rename to the same name
+                await session.flush()
+        except IntegrityError as exc:
+            raise SendRefused("label_exists", f"A label named {clean_name!r} exists.", 409) from exc
         await record(session, actor, "label.update", "label", label.id, changes)
         queue_event(session, "label.changed", {"label_id": label.id})
     return label
