@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from wadesk.db import Database
-from wadesk.groupcommit import GroupCommit
+from wadesk.groupcommit import GroupCommit, in_session
 
 
 async def test_writes_arriving_together_share_transactions_and_failures_stay_in_theirs(settings):
@@ -23,7 +23,9 @@ async def test_writes_arriving_together_share_transactions_and_failures_stay_in_
         if 13 in items:
             raise RuntimeError("this batch cannot be stored")
 
-    group = GroupCommit(db, write, max_items=8, on_committed=lambda: committed.append(1))
+    group = GroupCommit(
+        in_session(db, write), max_items=8, on_committed=lambda: committed.append(1)
+    )
     try:
         results = await asyncio.gather(
             *(group.submit(i) for i in range(30)), return_exceptions=True
@@ -53,7 +55,7 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_commit(settings):
         await release.wait()
         written.extend(items)
 
-    group = GroupCommit(db, write, max_items=10)
+    group = GroupCommit(in_session(db, write), max_items=10)
     try:
         caller = asyncio.create_task(group.submit(1))
         await asyncio.sleep(0.01)

@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from wadesk import __version__
 from wadesk.accounts.api import router as accounts_router
 from wadesk.audit.api import router as audit_router
 from wadesk.automation.api import router as automation_router
-from wadesk.channels.whatsapp.fastpath import WhatsAppDeliveries
+from wadesk.channels.whatsapp.fastpath import WhatsAppDeliveries, delivery
 from wadesk.channels.whatsapp.webhook import router as whatsapp_webhook_router
 from wadesk.config import Settings, get_settings
 from wadesk.contacts.api import router as contacts_router
@@ -39,7 +40,21 @@ Writes that send messages accept an `Idempotency-Key` header: the same key never
 """
 
 
-def create_app(settings: Settings | None = None, *, run_workers: bool | None = None) -> FastAPI:
+class WadeskApp(FastAPI):
+    """Meta's deliveries go to the fast path before anything of the framework runs (its
+    middleware stack, and FastAPI's telemetry check on every request): ADR 0003."""
+
+    deliveries: WhatsAppDeliveries
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        is_delivery, key = delivery(scope)
+        if is_delivery:
+            await self.deliveries.answer(scope, receive, send, key)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, run_workers: bool | None = None) -> WadeskApp:
     settings = settings or get_settings()
     configure_logging(settings)
     runtime = Runtime(
@@ -65,7 +80,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
             if settings.simulator_enabled:
                 await app.state.simulator.aclose()
 
-    app = FastAPI(
+    app = WadeskApp(
         title="wadesk",
         version=__version__,
         description=API_DESCRIPTION,
@@ -74,6 +89,7 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.deliveries = WhatsAppDeliveries(runtime)
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(whatsapp_webhook_router)
@@ -99,8 +115,6 @@ def create_app(settings: Settings | None = None, *, run_workers: bool | None = N
     install_web(app, settings)
     # Last: its middleware is then the outermost, so a short link skips the others.
     links = install_public_links(app, runtime)
-    # Outermost: Meta's deliveries are answered before any other middleware runs.
-    app.add_middleware(WhatsAppDeliveries, runtime=runtime)
     if settings.simulator_enabled:
         from wadesk.demo import mount_embedded_simulator
 

@@ -18,16 +18,16 @@ T = TypeVar("T")
 
 
 class GroupCommit(Generic[T]):
+    """``commit`` writes and commits one batch (at most ``max_items``), or raises."""
+
     def __init__(
         self,
-        db: Database,
-        write: Callable[[AsyncSession, list[T]], Awaitable[None]],
+        commit: Callable[[list[T]], Awaitable[None]],
         *,
         max_items: int,
         on_committed: Callable[[], None] | None = None,
     ) -> None:
-        self._db = db
-        self._write = write
+        self._commit = commit
         self._max_items = max_items
         self._on_committed = on_committed
         self._waiting: list[tuple[T, asyncio.Future[None]]] = []
@@ -39,16 +39,16 @@ class GroupCommit(Generic[T]):
         self._waiting.append((item, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all())
-        # shield: a caller that goes away must not cancel a commit others wait for.
-        await asyncio.shield(future)
+        # A caller that goes away cancels only its own future: the flush goes on for the
+        # others (and may still commit this item). No shield: it would cost a loop pass.
+        await future
 
     async def _flush_all(self) -> None:
         while self._waiting:
             batch = self._waiting[: self._max_items]
             del self._waiting[: self._max_items]
             try:
-                async with self._db.session() as session:
-                    await self._write(session, [item for item, _ in batch])
+                await self._commit([item for item, _ in batch])
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():
@@ -59,3 +59,15 @@ class GroupCommit(Generic[T]):
                     future.set_result(None)
             if self._on_committed is not None:
                 self._on_committed()
+
+
+def in_session(
+    db: Database, write: Callable[[AsyncSession, list[T]], Awaitable[None]]
+) -> Callable[[list[T]], Awaitable[None]]:
+    """A group commit's ``commit`` that runs ``write`` in a session of its own."""
+
+    async def commit(items: list[T]) -> None:
+        async with db.session() as session:
+            await write(session, items)
+
+    return commit

@@ -18,6 +18,7 @@ from wadesk.config import Settings
 from wadesk.db import Database
 from wadesk.httpclient import HttpClient
 from wadesk.inboxes.registry import InboxRegistry
+from wadesk.ingest.pressure import IngestPressure
 from wadesk.ingest.processor import DeliveryProcessor
 from wadesk.ingest.writer import DeliveryWriter
 from wadesk.media.fetcher import MediaFetcher
@@ -64,13 +65,17 @@ class Runtime:
         self.db = Database(settings)
         self.http = HttpClient(timeout=settings.graph_timeout_seconds, max_connections=200)
         self.registry = InboxRegistry(self.db)
+        self.ingest_pressure = IngestPressure()
         self.processor = DeliveryProcessor(
             self.db,
             self.registry,
             batch_size=settings.ingest_batch_size,
             sweep_seconds=settings.ingest_sweep_seconds,
+            pressure=self.ingest_pressure,
         )
-        self.writer = DeliveryWriter(self.db, on_stored=self.processor.wake)
+        self.writer = DeliveryWriter(
+            self.db, on_stored=self.processor.wake, pressure=self.ingest_pressure
+        )
         self.media_store = LocalMediaStore(settings.resolved_media_dir)
         self.media = MediaFetcher(self.db, settings, self.http, self.media_store)
         self.outbox = OutboxWorker(self.db, settings, self.http)
@@ -223,4 +228,5 @@ class Runtime:
         if self.bridge is not None:
             await self.bridge.aclose()
         await self.http.aclose()
+        await self.writer.close()
         await self.db.dispose()

@@ -102,7 +102,7 @@ from wadesk.conversations.actions import (
 )
 from wadesk.conversations.models import Conversation, ConversationLabel, Label, Message
 from wadesk.db import Database, insert_for, queue_event, utcnow
-from wadesk.groupcommit import GroupCommit
+from wadesk.groupcommit import GroupCommit, in_session
 from wadesk.httpclient import HttpClient
 from wadesk.inboxes.models import Inbox
 from wadesk.pgarrays import among
@@ -240,7 +240,7 @@ class AutomationWorker(BackgroundLoop):
         # Decided jobs are applied with group commit: those decided while a transaction is
         # in flight are applied together in the next one (a few statements per round
         # instead of a dozen per job); a round that fails is retried job by job, alone.
-        self._group = GroupCommit(db, self._apply_batch, max_items=BATCH)
+        self._group = GroupCommit(in_session(db, self._apply_batch), max_items=BATCH)
         self._alone = asyncio.Lock()
         self._held_back = False  # the last claim left a due job behind its conversation's
         self._in_flight: set[asyncio.Task[None]] = set()  # jobs claimed, not yet applied

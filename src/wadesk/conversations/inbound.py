@@ -320,7 +320,12 @@ async def apply_statuses(
         m.external_id: m
         for m in (
             await session.scalars(
-                select(Message).where(Message.inbox_id == inbox_id, Message.external_id.in_(ids))
+                select(Message)
+                .where(Message.inbox_id == inbox_id, Message.external_id.in_(ids))
+                .order_by(Message.id)
+                # Locked: another process's batch may carry a status of the same message, and
+                # a status read before the other commits would be written back over it.
+                .with_for_update()
             )
         ).all()
     }
@@ -410,6 +415,7 @@ async def apply_parked_statuses(session: AsyncSession, limit: int = 500) -> int:
             )
             .order_by(PendingStatus.occurred_at)
             .limit(limit)
+            .with_for_update(skip_locked=True)  # what another transaction holds: next time
         )
     ).all()
     applied = 0

@@ -20,7 +20,7 @@ from wadesk.conversations.events import queue_message_updated
 from wadesk.conversations.inbound import apply_parked_for
 from wadesk.conversations.models import Message
 from wadesk.db import Database, utcnow
-from wadesk.groupcommit import GroupCommit
+from wadesk.groupcommit import GroupCommit, in_session
 from wadesk.outbox.models import OutboxItem
 
 MAX_PER_RECORDING = 500
@@ -35,7 +35,7 @@ class Sent:
 
 class SentRecorder:
     def __init__(self, db: Database) -> None:
-        self._group = GroupCommit(db, record_sent, max_items=MAX_PER_RECORDING)
+        self._group = GroupCommit(in_session(db, record_sent), max_items=MAX_PER_RECORDING)
 
     async def record(self, sent: Sent) -> None:
         """Return once the send is recorded; raise if it could not be."""
@@ -50,7 +50,10 @@ async def record_sent(session: AsyncSession, sent: list[Sent]) -> None:
     messages = list(
         (
             await session.scalars(
-                select(Message).where(Message.id.in_(sorted(external))).order_by(Message.id)
+                select(Message)
+                .where(Message.id.in_(sorted(external)))
+                .order_by(Message.id)
+                .with_for_update()  # a status webhook may be moving the same message
             )
         ).all()
     )

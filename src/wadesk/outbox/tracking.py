@@ -65,6 +65,7 @@ async def adopt_unanswered_sends(
                 Message.external_id.is_(None),
             )
             .order_by(Message.id)
+            .with_for_update()
         )
     ).all()
     if not found:

@@ -2,8 +2,9 @@
 
 This is the hottest path of the system: every customer message and every status tick comes
 through it. Going through the framework (error and security middleware, locale, routing, a
-Request object, FastAPI's exit stacks) cost about as much CPU as the work itself, so this
-middleware, installed outermost, answers these requests directly and passes everything else on.
+Request object, FastAPI's exit stacks and its per-request telemetry check) cost about as much
+CPU as the work itself, so the application's ``__call__`` hands these requests here before
+anything else runs (``wadesk.app.WadeskApp``, docs/decisions/0003-webhook-fast-path.md).
 
 The rules are unchanged: nothing is parsed before the signature is checked, nothing is
 acknowledged before the raw body is committed (ingest/writer.py), processing happens after.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import orjson
 import structlog
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from wadesk.channels.whatsapp.signature import matching_secret
 from wadesk.errors import ApiError, backend_unavailable, error_body
@@ -22,6 +23,7 @@ from wadesk.metrics import DELIVERIES_RECEIVED, DELIVERIES_REJECTED
 from wadesk.runtime import Runtime
 
 log = structlog.get_logger(__name__)
+RECEIVED = DELIVERIES_RECEIVED.labels("whatsapp")
 PREFIX = "/webhooks/whatsapp"
 OK = orjson.dumps({"ok": True})
 JSON_HEADERS = [
@@ -37,15 +39,12 @@ class Disconnected(Exception):
 
 
 class WhatsAppDeliveries:
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
-        self.app = app
+    """Answers a delivery; ``delivery(scope)`` says which requests are deliveries."""
+
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        is_delivery, key = _delivery(scope)
-        if not is_delivery:
-            await self.app(scope, receive, send)
-            return
+    async def answer(self, scope: Scope, receive: Receive, send: Send, key: str | None) -> None:
         try:
             await self._receive(scope, receive, key)
         except Disconnected:
@@ -54,9 +53,11 @@ class WhatsAppDeliveries:
             await _send(send, exc.status, error_body(exc.code, exc.message))
             return
         except Exception as exc:
+            # Meta retries a delivery that did not get a 200: nothing is lost either way.
             if not backend_unavailable(exc):
-                raise
-            # Meta retries a delivery that did not get a 200: nothing is lost.
+                log.exception("webhook.error")
+                await _send(send, 500, error_body("internal", "Internal server error."))
+                return
             log.warning("webhook.unavailable", error=type(exc).__name__)
             body = error_body("unavailable", "The database is unavailable; try again.")
             await _send(send, 503, body, extra=[(b"retry-after", b"5")])
@@ -89,10 +90,10 @@ class WhatsAppDeliveries:
         await runtime.writer.store(
             channel_type="whatsapp", inbox_id=inbox_id, body=body, signature=signature
         )
-        DELIVERIES_RECEIVED.labels("whatsapp").inc()
+        RECEIVED.inc()
 
 
-def _delivery(scope: Scope) -> tuple[bool, str | None]:
+def delivery(scope: Scope) -> tuple[bool, str | None]:
     """Whether this is a delivery, and its webhook key (None: the shared URL)."""
     if scope["type"] != "http" or scope["method"] != "POST":
         return False, None
