@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.helpers import (
     APP_SECRET,
+    PHONE_NUMBER_ID,
     auth,
     create_inbox,
     create_user,
@@ -516,3 +518,38 @@ async def test_many_batches_on_one_connection_keep_working(live, settings):
     await settle(live)
     assert await count(live, Conversation) == 24
     assert await count(live, WebhookDelivery, WebhookDelivery.status == "processed") == 24
+
+
+async def test_statuses_of_one_message_in_two_concurrent_batches_still_only_move_forward(
+    live, backend
+):
+    """Two processes' batches carry statuses of the same message (read in one, delivered in
+    the other): the second waits for the first's commit and then sees its status, instead of
+    writing its own over it (found by the test above, flaky once deliveries got stored faster)."""
+    from datetime import UTC, datetime
+
+    from wadesk.channels.base import StatusUpdate
+    from wadesk.conversations.inbound import apply_statuses
+
+    if backend == "sqlite":
+        pytest.skip("SQLite runs one writing transaction at a time")
+    inbox = await create_inbox(live)
+    message_id = await outbound_message(live, "wamid.RACE1")
+
+    def status(state: str, ts: int) -> StatusUpdate:
+        return StatusUpdate(PHONE_NUMBER_ID, "wamid.RACE1", state, datetime.fromtimestamp(ts, UTC))
+
+    async def apply_in_own_transaction(state: str, ts: int) -> None:
+        async with live.runtime.db.session() as session:
+            await apply_statuses(session, inbox["id"], [status(state, ts)])
+
+    async with live.runtime.db.session() as first:
+        await apply_statuses(first, inbox["id"], [status("read", 1_700_000_030)])
+        second = asyncio.create_task(apply_in_own_transaction("delivered", 1_700_000_020))
+        await asyncio.sleep(0.3)
+        assert not second.done()  # it waits for the message row
+    await second
+    async with live.runtime.db.session() as session:
+        message = await session.get(Message, message_id)
+    assert message.status == "read"
+    assert message.read_at.timestamp() == 1_700_000_030
