@@ -1,4 +1,4 @@
-"""Acceptance first under overload (wadesk.ingest.pressure, ADR 0035): while webhooks pile up
+"""Acceptance first under overload (wadesk.ingest.pressure, ADR 0006): while webhooks pile up
 and processing is behind, processing runs one batch per MAX_DEFER_SECONDS; a pile-up in one
 process is announced (PostgreSQL) to the processors of every other."""
 
@@ -24,6 +24,7 @@ from wadesk.ingest.pressure import (
     PILE_UP_ROWS,
     WINDOW_SECONDS,
     IngestPressure,
+    PileUpWatch,
 )
 from wadesk.pgdirect import asyncpg_dsn
 
@@ -66,7 +67,7 @@ async def test_a_processor_behind_a_pile_up_runs_one_batch_per_deferral(live, mo
     processor = live.runtime.processor
     processor.stop()  # the test drives the rounds
     await asyncio.sleep(0.1)
-    monkeypatch.setattr(processor_module, "MAX_DEFER_SECONDS", 0.3)
+    monkeypatch.setattr(pressure_module, "MAX_DEFER_SECONDS", 0.3)
     monkeypatch.setattr(processor, "_batch_size", 2)
     starts: list[float] = []
     real_batch = processor.process_batch
@@ -116,7 +117,6 @@ async def test_a_pile_up_is_announced_to_every_process_and_withdrawn_after(
     inbox = await create_inbox(live)
     piling = {"now": True}
     monkeypatch.setattr(live.runtime.ingest_pressure, "piling_up", lambda: piling["now"])
-    monkeypatch.setattr(pressure_module, "WINDOW_SECONDS", 0.05)
     observer = await asyncpg.connect(asyncpg_dsn(live.runtime.settings.resolved_database_url))
 
     async def announced() -> bool:
@@ -133,7 +133,8 @@ async def test_a_pile_up_is_announced_to_every_process_and_withdrawn_after(
         assert await announced()
         # Another process's processor sees it (its own pressure says nothing).
         other = processor_module.DeliveryProcessor(live.runtime.db, live.runtime.registry)
-        assert await other._piling_up_anywhere()
+        assert not other.watch.pressure.piling_up()
+        assert await other.watch.piling_up()
         piling["now"] = False
         for _ in range(100):
             if not await announced():
@@ -187,3 +188,35 @@ async def test_an_unexpected_failure_on_the_fast_path_is_a_json_500(live, monkey
     response = await post_signed(live.client, inbox["webhook_url"], envelope([message]))
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal"
+
+
+async def test_the_event_sequencer_behind_a_pile_up_runs_one_round_per_deferral(
+    live, backend, monkeypatch
+):
+    """PostgreSQL: after a burst the sequencer's rounds are the heaviest statements; while
+    webhooks pile up, a sequencer that is behind waits for its deferral before its next round,
+    and one that is not behind does not wait."""
+    if backend == "sqlite":
+        pytest.skip("no sequencer on SQLite")
+    monkeypatch.setattr(pressure_module, "MAX_DEFER_SECONDS", 0.3)
+    sequencer = live.runtime.sequencer
+    monkeypatch.setattr(sequencer.watch.pressure, "piling_up", lambda: True)
+    sequencer._behind, sequencer._last_round_at = True, time.monotonic()
+    started = time.monotonic()
+    await sequencer.run_once()
+    assert time.monotonic() - started >= 0.3
+    assert not sequencer._behind  # nothing staged: not behind any more
+    started = time.monotonic()
+    await sequencer.run_once()
+    assert time.monotonic() - started < 0.3
+
+
+async def test_a_watch_on_sqlite_knows_only_its_own_process(live, backend):
+    if backend != "sqlite":
+        pytest.skip("SQLite")
+    pressure = IngestPressure()
+    watch = PileUpWatch(live.runtime.db, pressure)
+    assert not await watch.piling_up()
+    for _ in range(MIN_FLUSHES * 2):
+        pressure.flushed(int(PILE_UP_ROWS) * 2)
+    assert await watch.piling_up()

@@ -18,7 +18,7 @@ from wadesk.config import Settings
 from wadesk.db import Database
 from wadesk.httpclient import HttpClient
 from wadesk.inboxes.registry import InboxRegistry
-from wadesk.ingest.pressure import IngestPressure
+from wadesk.ingest.pressure import IngestPressure, PileUpWatch
 from wadesk.ingest.processor import DeliveryProcessor
 from wadesk.ingest.writer import DeliveryWriter
 from wadesk.media.fetcher import MediaFetcher
@@ -66,12 +66,14 @@ class Runtime:
         self.http = HttpClient(timeout=settings.graph_timeout_seconds, max_connections=200)
         self.registry = InboxRegistry(self.db)
         self.ingest_pressure = IngestPressure()
+        # Webhooks piling up here or elsewhere: processing and sequencing step aside (ADR 0006).
+        self.pile_up = PileUpWatch(self.db, self.ingest_pressure)
         self.processor = DeliveryProcessor(
             self.db,
             self.registry,
             batch_size=settings.ingest_batch_size,
             sweep_seconds=settings.ingest_sweep_seconds,
-            pressure=self.ingest_pressure,
+            watch=self.pile_up,
         )
         self.writer = DeliveryWriter(
             self.db, on_stored=self.processor.wake, pressure=self.ingest_pressure
@@ -97,7 +99,9 @@ class Runtime:
             self.db, retention_hours=settings.event_retention_hours
         )
         # PostgreSQL: gives committed events their ids in the log (one process at a time).
-        self.sequencer = EventSequencer(self.db, on_sequenced=self._on_sequenced)
+        self.sequencer = EventSequencer(
+            self.db, on_sequenced=self._on_sequenced, watch=self.pile_up
+        )
         self.routing = RoutingSweeper(self.db, settings)  # presence, first responses, queue
         self.drainer = RoutingDrainer(self.db)  # drains skipped by busy requests
         # Conversations waiting too long for a reply -> "waiting" automation jobs (one process).

@@ -1,6 +1,6 @@
 """Acceptance first under overload: while webhooks pile up faster than this process answers
 them and processing is behind, processing steps aside
-(docs/decisions/0035-acceptance-first-under-overload.md).
+(docs/decisions/0006-acceptance-first-under-overload.md).
 
 A delivery is safe once it is committed, and Meta waits for the 200 (and sends again, adding
 load, when it does not come quickly). Processing costs an order of magnitude more than
@@ -19,16 +19,21 @@ moderate overload then settles into a share of time for each.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
+from sqlalchemy import text
+
+from wadesk.db import Database
 from wadesk.leases import lock_key
 
 # Mean deliveries per flush, over the last window, that count as a pile-up.
-PILE_UP_ROWS = 8.0
+PILE_UP_ROWS = 4.0
 MIN_FLUSHES = 10  # fewer flushes than this in a window: too quiet to be a pile-up
 WINDOW_SECONDS = 0.25
 MAX_DEFER_SECONDS = 1.0
+DEFER_STEP_SECONDS = 0.05  # how often a loop that stepped aside looks again
 # PostgreSQL: a process whose webhooks pile up holds this advisory lock in shared mode on its
 # writer's connection, so that the processors of every process step aside, not only its own
 # (they share the database, and on one machine the cores). Positive: pg_locks shows it as
@@ -43,6 +48,7 @@ SELECT EXISTS (
       AND (classid::bigint << 32) | objid::bigint = :key
 )
 """
+_ANY_PILE_UP = text(ANY_PILE_UP)
 
 
 class IngestPressure:
@@ -75,3 +81,38 @@ class IngestPressure:
         self._last = (self._flushes, self._rows) if fresh else (0, 0)
         self._flushes = self._rows = 0
         self._window_start = now
+
+
+class PileUpWatch:
+    """Whether webhooks pile up in this process or (PostgreSQL) in any process that announces
+    it, for the loops that step aside meanwhile: the ingest processor, the event sequencer."""
+
+    def __init__(self, db: Database, pressure: IngestPressure) -> None:
+        self._db = db
+        self.pressure = pressure
+        self._asked_at = -WINDOW_SECONDS
+        self._elsewhere = False
+
+    async def piling_up(self) -> bool:
+        """Here, or elsewhere (asked at most once per window)."""
+        if self.pressure.piling_up():
+            return True
+        if self._db.is_sqlite:
+            return False
+        now = time.monotonic()
+        if now - self._asked_at >= WINDOW_SECONDS:
+            self._asked_at = now
+            async with self._db.reader() as session:
+                found = await session.scalar(_ANY_PILE_UP, {"key": PILE_UP_LOCK})
+            self._elsewhere = bool(found)
+        return self._elsewhere
+
+    async def step_aside(self, last_round_at: float, stopping: Callable[[], bool]) -> None:
+        """For a loop that is behind: return once the pile-up is over, or MAX_DEFER_SECONDS
+        after its last round began (one round per deferral keeps its work moving)."""
+        deadline = last_round_at + MAX_DEFER_SECONDS
+        while not stopping() and await self.piling_up():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(DEFER_STEP_SECONDS, remaining))

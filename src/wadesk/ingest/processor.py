@@ -8,7 +8,6 @@ the work and a process that dies releases its rows with its connection.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import time
@@ -30,13 +29,7 @@ from wadesk.conversations.inbound import apply_parked_statuses, apply_statuses, 
 from wadesk.db import Database, utcnow
 from wadesk.inboxes.registry import InboxRegistry
 from wadesk.ingest.models import WebhookDelivery
-from wadesk.ingest.pressure import (
-    ANY_PILE_UP,
-    MAX_DEFER_SECONDS,
-    PILE_UP_LOCK,
-    WINDOW_SECONDS,
-    IngestPressure,
-)
+from wadesk.ingest.pressure import IngestPressure, PileUpWatch
 from wadesk.metrics import (
     DELIVERIES_PROCESSED,
     MESSAGES_DUPLICATE,
@@ -78,8 +71,6 @@ _PROCESSED = (
 
 # How often a processor that stepped aside looks again whether the burst is over.
 DEFER_STEP_SECONDS = 0.05
-_ANY_PILE_UP = text(ANY_PILE_UP)
-
 # After a round parked statuses, the parked-status sweep follows every round for this long.
 PARKED_SWEEP_SECONDS = 5.0
 
@@ -110,14 +101,12 @@ class DeliveryProcessor(BackgroundLoop):
         *,
         batch_size: int = 200,
         sweep_seconds: float = 30.0,
-        pressure: IngestPressure | None = None,
+        watch: PileUpWatch | None = None,
     ) -> None:
         super().__init__()
-        self._pressure = pressure or IngestPressure()
+        self.watch = watch or PileUpWatch(db, IngestPressure())
         self._last_batch_at = 0.0
         self._behind = False  # the last batch was full: a backlog
-        self._asked_at = 0.0  # when another process's pile-up was last looked for
-        self._elsewhere = False
         self._db = db
         self._registry = registry
         self._batch_size = batch_size
@@ -150,7 +139,8 @@ class DeliveryProcessor(BackgroundLoop):
         """Batches until one is not full (what other processes hold locked is theirs)."""
         total = BatchOutcome()
         while True:
-            await self._step_aside_while_overloaded()
+            if self._behind:  # while webhooks pile up: one batch per deferral (ADR 0006)
+                await self.watch.step_aside(self._last_batch_at, lambda: self._stopping)
             self._last_batch_at = time.monotonic()
             outcome = await self.process_batch()
             self._behind = outcome.deliveries >= self._batch_size
@@ -164,30 +154,6 @@ class DeliveryProcessor(BackgroundLoop):
             total.full = outcome.deliveries >= self._batch_size
             if not total.full:
                 return total
-
-    async def _step_aside_while_overloaded(self) -> None:
-        """While webhooks pile up and processing is behind, one batch per MAX_DEFER_SECONDS
-        (ingest/pressure.py)."""
-        deadline = self._last_batch_at + MAX_DEFER_SECONDS
-        while not self._stopping and self._behind and await self._piling_up_anywhere():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            await asyncio.sleep(min(DEFER_STEP_SECONDS, remaining))
-
-    async def _piling_up_anywhere(self) -> bool:
-        """Here, or (PostgreSQL) in any process that announces it; asked once per window."""
-        if self._pressure.piling_up():
-            return True
-        if self._db.is_sqlite:
-            return False
-        now = time.monotonic()
-        if now - self._asked_at >= WINDOW_SECONDS:
-            self._asked_at = now
-            async with self._db.reader() as session:
-                found = await session.scalar(_ANY_PILE_UP, {"key": PILE_UP_LOCK})
-            self._elsewhere = bool(found)
-        return self._elsewhere
 
     async def process_batch(self) -> BatchOutcome:
         outcome = BatchOutcome()

@@ -15,6 +15,7 @@ Redis) and polls every ``idle_seconds`` in case a notification was lost.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.background import BackgroundLoop
 from wadesk.db import CREATE_EVENT_COUNTER, Database, UTCDateTime, utcnow
+from wadesk.ingest.pressure import PileUpWatch
 from wadesk.metrics import EVENTS_WAITING_SECONDS
 
 BATCH = 5_000
@@ -37,7 +39,9 @@ _MOVE = (
         """
         WITH moved AS (
             DELETE FROM events_staged
-            WHERE id IN (SELECT id FROM events_staged ORDER BY id LIMIT :batch)
+            WHERE id <= (
+                SELECT max(id) FROM (SELECT id FROM events_staged ORDER BY id LIMIT :batch) AS b
+            )
             RETURNING id, kind, inbox_id, conversation_id, payload, created_at
         ), logged AS (
             INSERT INTO events (id, kind, inbox_id, conversation_id, payload, created_at)
@@ -97,9 +101,13 @@ class EventSequencer(BackgroundLoop):
         *,
         on_sequenced: Callable[[], Any] | None = None,
         idle_seconds: float = 0.25,
+        watch: PileUpWatch | None = None,
     ) -> None:
         super().__init__()
         self.db = db
+        self.watch = watch
+        self._behind = False  # the last round was full
+        self._last_round_at = 0.0
         self.on_sequenced = on_sequenced
         self.idle_seconds = idle_seconds
 
@@ -107,9 +115,14 @@ class EventSequencer(BackgroundLoop):
         """One round in one transaction. Every process runs it when woken: the counter row's
         lock makes a second one wait for the first's round and then take what committed
         meanwhile, which is also what keeps the other processes' events from waiting for
-        the next poll."""
+        the next poll. While webhooks pile up and it is behind, one round per deferral: its
+        rounds are the heaviest statements after a burst (ADR 0006)."""
+        if self._behind and self.watch is not None:
+            await self.watch.step_aside(self._last_round_at, lambda: self._stopping)
+        self._last_round_at = time.monotonic()
         async with self.db.session() as session:
             done = await sequence_batch(session)
+        self._behind = done >= BATCH
         if done and self.on_sequenced is not None:
             self.on_sequenced()
         return done
