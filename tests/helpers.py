@@ -148,22 +148,28 @@ async def eventually(
 
 async def settle(live: Any) -> None:
     """Wait until every stored delivery is processed (by this call or the background loop)."""
+
+    async def nothing_pending() -> bool:
+        await live.runtime.processor.process_available()
+        return await pending_deliveries(live) == 0
+
+    await eventually(nothing_pending)
+    await logged_events(live)
+
+
+async def pending_deliveries(live: Any) -> int:
+    """How many stored deliveries wait for processing."""
     from sqlalchemy import func, select
 
     from wadesk.ingest.models import WebhookDelivery
 
-    async def nothing_pending() -> bool:
-        await live.runtime.processor.process_available()
-        async with live.runtime.db.session() as session:
-            pending = await session.scalar(
-                select(func.count())
-                .select_from(WebhookDelivery)
-                .where(WebhookDelivery.status == "pending")
-            )
-        return pending == 0
-
-    await eventually(nothing_pending)
-    await logged_events(live)
+    async with live.runtime.db.session() as session:
+        pending = await session.scalar(
+            select(func.count())
+            .select_from(WebhookDelivery)
+            .where(WebhookDelivery.status == "pending")
+        )
+    return int(pending or 0)
 
 
 async def logged_events(live: Any) -> None:

@@ -13,7 +13,14 @@ import asyncpg
 import pytest
 from sqlalchemy import func, select, text
 
-from tests.helpers import create_inbox, envelope, post_signed, settle, text_message
+from tests.helpers import (
+    create_inbox,
+    envelope,
+    pending_deliveries,
+    post_signed,
+    settle,
+    text_message,
+)
 from wadesk.ingest import pressure as pressure_module
 from wadesk.ingest import processor as processor_module
 from wadesk.ingest.models import WebhookDelivery
@@ -98,13 +105,7 @@ async def test_a_processor_behind_a_pile_up_runs_one_batch_per_deferral(live, mo
     outcome = await processor.process_available()
     assert outcome.deliveries == 5
     assert all(b - a < 0.3 for a, b in itertools.pairwise(starts))
-    async with live.runtime.db.session() as session:
-        pending = await session.scalar(
-            select(func.count())
-            .select_from(WebhookDelivery)
-            .where(WebhookDelivery.status == "pending")
-        )
-    assert pending == 0
+    assert await pending_deliveries(live) == 0
 
 
 async def test_a_pile_up_is_announced_to_every_process_and_withdrawn_after(

@@ -26,6 +26,7 @@ from tests.helpers import eventually, local_http_server
 from wadesk.automation.models import AutomationJob, AutomationRule, Integration
 from wadesk.automation.worker import AutomationWorker
 from wadesk.conversations.models import Message
+from wadesk.groupcommit import in_session
 
 CUSTOMERS = [f"55119876540{i:02d}" for i in range(6)]
 
@@ -46,7 +47,7 @@ async def _rule(live: Any, inbox_id: int) -> int:
     )
 
 
-def _recording_rounds(worker: AutomationWorker) -> list[int]:
+def _recording_rounds(worker: AutomationWorker, db: Any) -> list[int]:
     sizes: list[int] = []
     apply = worker._apply_batch
 
@@ -55,7 +56,7 @@ def _recording_rounds(worker: AutomationWorker) -> list[int]:
         await apply(session, batch)
 
     worker._apply_batch = recorded  # type: ignore[method-assign]  (a job retried alone)
-    worker._group._write = recorded  # a round (the group commit holds the bound method)
+    worker._group._commit = in_session(db, recorded)  # a round (the group commit holds its own)
     return sizes
 
 
@@ -80,7 +81,7 @@ async def test_jobs_decided_together_are_applied_in_one_round(live):
     worker = await _paused_worker(live)
     for i, wa_id in enumerate(CUSTOMERS):
         await customer_says(live, "are you open today?", wa_id=wa_id, name=f"Cliente{i} Silva")
-    rounds = _recording_rounds(worker)
+    rounds = _recording_rounds(worker, live.runtime.db)
     await worker.run_once()
     await worker.wait_in_flight()
     assert rounds == [len(CUSTOMERS)]  # one transaction for the six
@@ -111,7 +112,7 @@ async def _customers_asking(live: Any, count: int) -> tuple[int, AutomationWorke
 async def test_a_failing_job_does_not_hold_back_its_round(live):
     rule_id, worker, jobs = await _customers_asking(live, 4)
     broken = jobs[2].conversation_id
-    rounds = _recording_rounds(worker)
+    rounds = _recording_rounds(worker, live.runtime.db)
     effects = worker._apply_effects
 
     async def fails_for_one(session: Any, conversation: Any, job_effects: Any) -> None:
