@@ -69,8 +69,6 @@ _PROCESSED = (
     )
 )
 
-# How often a processor that stepped aside looks again whether the burst is over.
-DEFER_STEP_SECONDS = 0.05
 # After a round parked statuses, the parked-status sweep follows every round for this long.
 PARKED_SWEEP_SECONDS = 5.0
 
@@ -120,10 +118,6 @@ class DeliveryProcessor(BackgroundLoop):
         idle or parked some lately. Returns 0 unless a full batch suggests more is waiting: a
         delivery stored during the round wakes the loop anyway, so an extra round that finds
         nothing (two statements and a commit per webhook at a low rate) is not needed."""
-        import os
-
-        if os.environ.get("WADESK_EXP_NOPROC"):
-            return 0
         outcome = await self.process_available()
         if outcome.parked:
             self._sweep_parked_until = time.monotonic() + PARKED_SWEEP_SECONDS
