@@ -12,9 +12,10 @@ The signal is the group commit's flush size: the deliveries that arrived while t
 flush was in flight. At an ordinary rate it is 1-3; when webhooks pile up (the event loop
 busy, the database slow) it grows, whatever rate is actually achieved. A rate measure would
 not do: a process whose loop is busy processing accepts little, and so would look quiet.
-When the flushes are large and processing is behind (its last batch was full), the processor
-runs one batch per ``MAX_DEFER_SECONDS`` (the inbox keeps moving) until the pile-up ends; a
-moderate overload then settles into a share of time for each.
+When the flushes are large and a loop is behind (its last batch was full), the ingest
+processor and the event sequencer run one batch (round) per ``MAX_DEFER_SECONDS`` (the inbox
+keeps moving) until the pile-up ends; a moderate overload then settles into a share of time
+for each.
 """
 
 from __future__ import annotations
