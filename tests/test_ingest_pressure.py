@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
 
 from tests.helpers import (
@@ -34,6 +35,11 @@ from wadesk.ingest.pressure import (
     PileUpWatch,
 )
 from wadesk.pgdirect import asyncpg_dsn
+
+
+def _stepped_aside(loop: str) -> float:
+    value = REGISTRY.get_sample_value("wadesk_stepped_aside_seconds_total", {"loop": loop})
+    return value or 0.0
 
 
 class Clock:
@@ -94,10 +100,13 @@ async def test_a_processor_behind_a_pile_up_runs_one_batch_per_deferral(live, mo
 
     await post_five("P")
     monkeypatch.setattr(live.runtime.ingest_pressure, "piling_up", lambda: True)
+    waited_before = _stepped_aside("ingest")
     outcome = await processor.process_available()
     assert outcome.deliveries == 5
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(gaps) == 2 and all(gap >= 0.3 for gap in gaps)
+    # Operators see it: the seconds waited, by loop.
+    assert _stepped_aside("ingest") - waited_before >= 0.4
 
     starts.clear()
     await post_five("Q")

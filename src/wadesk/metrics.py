@@ -23,6 +23,12 @@ MESSAGES_FAILED = Counter(
     "wadesk_messages_failed_total", "Outbound messages failed for good", ["code"]
 )
 SEND_RETRIES = Counter("wadesk_send_retries_total", "Transient send failures retried", ["code"])
+# ADR 0006: time a loop waited while webhooks piled up (rate() = the share of time it yielded).
+STEPPED_ASIDE_SECONDS = Counter(
+    "wadesk_stepped_aside_seconds",
+    "Seconds a loop that was behind waited for webhooks piling up (acceptance first)",
+    ["loop"],
+)
 OUTBOX_DEPTH = Gauge("wadesk_outbox_depth", "Outbound messages waiting to be sent")
 # PostgreSQL's after-commit loops (ADRs 0014, 0031): an age that keeps growing means the loop
 # is stuck or cannot keep up. 0 when nothing waits (and always on SQLite).

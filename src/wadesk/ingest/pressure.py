@@ -28,6 +28,7 @@ from sqlalchemy import text
 
 from wadesk.db import Database
 from wadesk.leases import lock_key
+from wadesk.metrics import STEPPED_ASIDE_SECONDS
 
 # Mean deliveries per flush, over the last window, that count as a pile-up.
 PILE_UP_ROWS = 4.0
@@ -108,12 +109,18 @@ class PileUpWatch:
             self._elsewhere = bool(found)
         return self._elsewhere
 
-    async def step_aside(self, last_round_at: float, stopping: Callable[[], bool]) -> None:
+    async def step_aside(
+        self, loop: str, last_round_at: float, stopping: Callable[[], bool]
+    ) -> None:
         """For a loop that is behind: return once the pile-up is over, or MAX_DEFER_SECONDS
         after its last round began (one round per deferral keeps its work moving)."""
         deadline = last_round_at + MAX_DEFER_SECONDS
-        while not stopping() and await self.piling_up():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            await asyncio.sleep(min(DEFER_STEP_SECONDS, remaining))
+        started = time.monotonic()
+        try:
+            while not stopping() and await self.piling_up():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                await asyncio.sleep(min(DEFER_STEP_SECONDS, remaining))
+        finally:
+            STEPPED_ASIDE_SECONDS.labels(loop).inc(time.monotonic() - started)

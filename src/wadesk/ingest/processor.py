@@ -134,7 +134,7 @@ class DeliveryProcessor(BackgroundLoop):
         total = BatchOutcome()
         while True:
             if self._behind:  # while webhooks pile up: one batch per deferral (ADR 0006)
-                await self.watch.step_aside(self._last_batch_at, lambda: self._stopping)
+                await self.watch.step_aside("ingest", self._last_batch_at, lambda: self._stopping)
             self._last_batch_at = time.monotonic()
             outcome = await self.process_batch()
             self._behind = outcome.deliveries >= self._batch_size

@@ -118,7 +118,9 @@ class EventSequencer(BackgroundLoop):
         the next poll. While webhooks pile up and it is behind, one round per deferral: its
         rounds are the heaviest statements after a burst (ADR 0006)."""
         if self._behind and self.watch is not None:
-            await self.watch.step_aside(self._last_round_at, lambda: self._stopping)
+            await self.watch.step_aside(
+                "event-sequencer", self._last_round_at, lambda: self._stopping
+            )
         self._last_round_at = time.monotonic()
         async with self.db.session() as session:
             done = await sequence_batch(session)
