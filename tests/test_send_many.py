@@ -11,6 +11,7 @@ from sqlalchemy import select
 from tests.helpers import PHONE_NUMBER_ID, create_inbox, logged_events, settle
 from wadesk.audit.actions import Actor
 from wadesk.audit.models import AuditEvent
+from wadesk.contacts.models import Contact
 from wadesk.conversations.actions import SendRefused, SendRequest, do_send_messages
 from wadesk.conversations.models import Conversation, Message
 from wadesk.db import utcnow
@@ -30,8 +31,16 @@ async def _conversations(live) -> list[Conversation]:
     await settle(live)
     live.runtime.outbox.stop()  # the rows stay as queued: this test reads them
     async with live.runtime.db.session() as session:
+        # In the customers' order (two processing rounds may commit out of order, so the
+        # conversations' ids need not follow it).
         conversations = list(
-            (await session.scalars(select(Conversation).order_by(Conversation.id))).all()
+            (
+                await session.scalars(
+                    select(Conversation)
+                    .join(Contact, Contact.id == Conversation.contact_id)
+                    .order_by(Contact.phone_e164)
+                )
+            ).all()
         )
         # The third customer wrote two days ago: free-form replies are refused.
         conversations[2].last_customer_message_at = utcnow() - timedelta(days=2)
