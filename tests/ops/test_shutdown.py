@@ -179,7 +179,9 @@ async def test_sigterm_stops_wadesk_serve_with_exit_0(live: Any, tmp_path: Path)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
             for _ in range(600):
                 try:
-                    if (await client.get("/readyz")).status_code == 200:
+                    ready = await client.get("/readyz")
+                    if ready.status_code == 200:
+                        assert "server" not in ready.headers  # no fingerprint (cli.serve)
                         break
                 except httpx.TransportError:
                     pass

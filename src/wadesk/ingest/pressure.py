@@ -43,14 +43,15 @@ DEFER_STEP_SECONDS = 0.05  # how often a loop that stepped aside looks again
 PILE_UP_LOCK = lock_key("ingest.pile-up") & 0x7FFF_FFFF_FFFF_FFFF
 ANNOUNCE_PILE_UP = "SELECT pg_try_advisory_lock_shared($1)"
 WITHDRAW_PILE_UP = "SELECT pg_advisory_unlock_shared($1)"
-ANY_PILE_UP = """
-SELECT EXISTS (
-    SELECT 1 FROM pg_locks
-    WHERE locktype = 'advisory' AND objsubid = 1 AND granted
-      AND (classid::bigint << 32) | objid::bigint = :key
+_ANY_PILE_UP = text(
+    """
+    SELECT EXISTS (
+        SELECT 1 FROM pg_locks
+        WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+          AND (classid::bigint << 32) | objid::bigint = :key
+    )
+    """
 )
-"""
-_ANY_PILE_UP = text(ANY_PILE_UP)
 
 
 class IngestPressure:
