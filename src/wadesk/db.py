@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction
 from sqlalchemy.types import TypeDecorator
 
+from wadesk.bulk import bulk_insert
 from wadesk.config import Settings, get_settings
 from wadesk.pgarrays import use_array_in
 from wadesk.pgcache import bound_long_statement_cache
@@ -269,7 +270,7 @@ def _write_events(session: Session) -> None:
     logged = [row for row in rows if row["kind"] not in WAKE_UP_KINDS]
     if not logged or connection.dialect.name == "postgresql":
         if logged:
-            connection.execute(_staged_table().insert(), logged)
+            connection.execute(*bulk_insert("postgresql", _staged_table(), logged))
         events[:] = [Event(row["kind"], row["payload"]) for row in rows]
         return
     n = len(logged)

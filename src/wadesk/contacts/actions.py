@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.audit.actions import Actor, record
+from wadesk.bulk import bulk_insert
 from wadesk.contacts.models import Contact, ContactIdentity
 from wadesk.contacts.phone import e164_from_wa_id, phone_key, to_e164
-from wadesk.db import insert_for, queue_event, utcnow
+from wadesk.db import queue_event, utcnow
 from wadesk.pgarrays import among
 
 # Every new customer's ingest transaction runs these; built once (docs/benchmarks.md).
@@ -19,6 +20,8 @@ _WHATSAPP_IDENTITIES = select(
     ContactIdentity.identity_key, ContactIdentity.contact_id, ContactIdentity.address
 ).where(ContactIdentity.channel_type == "whatsapp", among(ContactIdentity.identity_key, "keys"))
 _CONTACTS_BY_KEY = select(Contact.phone_key, Contact.id).where(among(Contact.phone_key, "keys"))
+_CONTACTS = cast(Table, Contact.__table__)
+_IDENTITIES = cast(Table, ContactIdentity.__table__)
 
 
 def _clip(value: str | None, size: int) -> str | None:
@@ -37,7 +40,7 @@ async def resolve_whatsapp_senders(
     """
     if not senders:
         return {}
-    insert = insert_for(session.bind.dialect.name)
+    dialect = session.bind.dialect.name
     keys = {wa_id: phone_key(wa_id) for wa_id in senders}
     found = await _identities_by_key(session, set(keys.values()))
     missing = sorted({key for key in keys.values() if key not in found})
@@ -48,46 +51,62 @@ async def resolve_whatsapp_senders(
         if to_create:
             now = utcnow()
             name_by_key = {keys[w]: senders[w] for w in senders}
-            # executemany of one cached statement, not a freshly compiled multi-row VALUES
-            await session.execute(
-                insert(Contact.__table__).on_conflict_do_nothing(index_elements=["phone_key"]),
-                [
-                    {
-                        "name": _clip(name_by_key.get(key), 200),
-                        "phone_key": key,
-                        "phone_e164": e164_from_wa_id(key),
-                        "attributes": {},
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for key in to_create
-                ],
+            new_rows: list[dict[str, Any]] = [
+                {
+                    "name": _clip(name_by_key.get(key), 200),
+                    "phone_key": key,
+                    "phone_e164": e164_from_wa_id(key),
+                    "attributes": {},
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for key in to_create
+            ]
+            inserted = await session.execute(
+                *bulk_insert(
+                    dialect,
+                    _CONTACTS,
+                    new_rows,
+                    skip_conflicts=("phone_key",),
+                    returning=("phone_key", "id"),
+                )
             )
-            rows = await session.execute(_CONTACTS_BY_KEY, {"keys": to_create})
-            contact_by_key.update({str(k): i for k, i in rows.tuples()})
+            made_here = {str(k): int(i) for k, i in inserted.tuples()}
+            contact_by_key.update(made_here)
+            raced = [key for key in to_create if key not in made_here]  # another transaction's
+            if raced:
+                rows = await session.execute(_CONTACTS_BY_KEY, {"keys": raced})
+                contact_by_key.update({str(k): i for k, i in rows.tuples()})
             for key in to_create:
-                queue_event(session, "contact.created", {"contact_id": contact_by_key[key]})
+                if key in made_here:
+                    queue_event(session, "contact.created", {"contact_id": made_here[key]})
             if created is not None:
                 created.update(contact_by_key[key] for key in to_create)
         address_by_key = {keys[w]: w for w in senders}
         now = utcnow()
-        await session.execute(
-            insert(ContactIdentity.__table__).on_conflict_do_nothing(
-                index_elements=["channel_type", "identity_key"]
-            ),
-            [
-                {
-                    "contact_id": contact_by_key[key],
-                    "channel_type": "whatsapp",
-                    "identity_key": key,
-                    "address": address_by_key[key],
-                    "profile_name": _clip(senders[address_by_key[key]], 200),
-                    "created_at": now,
-                }
-                for key in missing
-            ],
+        inserted = await session.execute(
+            *bulk_insert(
+                dialect,
+                _IDENTITIES,
+                [
+                    {
+                        "contact_id": contact_by_key[key],
+                        "channel_type": "whatsapp",
+                        "identity_key": key,
+                        "address": address_by_key[key],
+                        "profile_name": _clip(senders[address_by_key[key]], 200),
+                        "created_at": now,
+                    }
+                    for key in missing
+                ],
+                skip_conflicts=("channel_type", "identity_key"),
+                returning=("identity_key", "contact_id", "address"),
+            )
         )
-        found.update(await _identities_by_key(session, set(missing)))
+        found.update({str(k): (int(c), str(a)) for k, c, a in inserted.tuples()})
+        found.update(
+            await _identities_by_key(session, {key for key in missing if key not in found})
+        )
     # Replies go to the address the customer last wrote from.
     for wa_id, key in keys.items():
         _contact_id, address = found[key]

@@ -15,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wadesk.bulk import bulk_insert
 from wadesk.channels.base import InboundMessage, StatusUpdate
 from wadesk.contacts.actions import resolve_whatsapp_senders
 from wadesk.conversations.events import queue_message_updated
@@ -43,6 +44,7 @@ PREVIEW_BY_TYPE = {
 _KNOWN_IDS = select(Message.external_id).where(
     Message.inbox_id == bindparam("inbox_id"), among(Message.external_id)
 )
+_UNRESOLVED = text("status != 'resolved'")  # the partial unique index of open conversations
 _ACTIVE = select(Conversation.contact_id, Conversation.id).where(
     Conversation.inbox_id == bindparam("inbox_id"),
     among(Conversation.contact_id),
@@ -101,7 +103,6 @@ async def store_inbound(
         count = openings[cid].unread if cid in openings else 0
         openings[cid] = Opening(item.timestamp, preview_of(item.type, item.text), count + 1)
     conversation_ids, opened = await _active_conversations(session, inbox_id, openings)
-    insert = insert_for(session.bind.dialect.name)
     now = utcnow()
     rows: list[dict[str, Any]] = []
     for item in fresh:
@@ -128,12 +129,14 @@ async def store_inbound(
                 "created_at": now,
             }
         )
-    messages = cast(Table, Message.__table__)
     result = await session.execute(
-        insert(messages)
-        .on_conflict_do_nothing(index_elements=["inbox_id", "external_id"])
-        .returning(messages.c.id, messages.c.external_id, messages.c.conversation_id),
-        rows,
+        *bulk_insert(
+            session.bind.dialect.name,
+            cast(Table, Message.__table__),
+            rows,
+            skip_conflicts=("inbox_id", "external_id"),
+            returning=("id", "external_id", "conversation_id"),
+        )
     )
     inserted = result.all()
     outcome.created = len(inserted)
@@ -269,31 +272,30 @@ async def _active_conversations(
     missing = [cid for cid in contact_ids if cid not in found]
     if not missing:
         return found, set()
-    insert = insert_for(session.bind.dialect.name)
     now = utcnow()
-    table = cast(Table, Conversation.__table__)
     result = await session.execute(
-        insert(table)
-        .on_conflict_do_nothing(
-            index_elements=["inbox_id", "contact_id"],
-            index_where=text("status != 'resolved'"),
+        *bulk_insert(
+            session.bind.dialect.name,
+            cast(Table, Conversation.__table__),
+            [
+                {
+                    "inbox_id": inbox_id,
+                    "contact_id": cid,
+                    "status": "open",
+                    "priority": "none",
+                    "unread_count": openings[cid].unread,
+                    "last_customer_message_at": openings[cid].last_customer_message_at,
+                    "last_message_preview": openings[cid].preview,
+                    "last_activity_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for cid in missing
+            ],
+            skip_conflicts=("inbox_id", "contact_id"),
+            conflict_where=_UNRESOLVED,
+            returning=("contact_id", "id"),
         )
-        .returning(table.c.contact_id, table.c.id),
-        [
-            {
-                "inbox_id": inbox_id,
-                "contact_id": cid,
-                "status": "open",
-                "priority": "none",
-                "unread_count": openings[cid].unread,
-                "last_customer_message_at": openings[cid].last_customer_message_at,
-                "last_message_preview": openings[cid].preview,
-                "last_activity_at": now,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for cid in missing
-        ],
     )
     opened = {int(c): int(i) for c, i in result.tuples()}
     if len(opened) < len(missing):  # another process opened some first: use theirs

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wadesk.accounts.models import InboxMember, User
 from wadesk.audit.actions import Actor, record_many
+from wadesk.bulk import NO_TARGET, bulk_insert
 from wadesk.contacts.models import Contact
 from wadesk.conversations.models import Conversation, Message
 from wadesk.db import insert_for, queue_event, utcnow
@@ -148,9 +149,10 @@ async def enqueue(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """rows: conversation_id, inbox_id, team_id, language, sticky_user_id, rank, enqueued_at."""
     if not rows:
         return
-    insert = insert_for(session.bind.dialect.name)
     table = cast(Table, QueueEntry.__table__)
-    await session.execute(insert(table).on_conflict_do_nothing(), rows)
+    await session.execute(
+        *bulk_insert(session.bind.dialect.name, table, rows, skip_conflicts=NO_TARGET)
+    )
 
 
 async def _queue_row_for(
@@ -695,9 +697,13 @@ async def route_new_conversations(session: AsyncSession, batch: InboundBatch) ->
             .values(match_count=rules_table.c.match_count + bindparam("n"), last_matched_at=now),
             [{"rid": rid, "n": n} for rid, n in sorted(matched_count.items())],
         )
-    insert = insert_for(session.bind.dialect.name)
     await session.execute(
-        insert(cast(Table, ConversationRouting.__table__)).on_conflict_do_nothing(), facts
+        *bulk_insert(
+            session.bind.dialect.name,
+            cast(Table, ConversationRouting.__table__),
+            facts,
+            skip_conflicts=NO_TARGET,
+        )
     )
     if changes:
         await _apply_priority_and_labels(session, changes)
