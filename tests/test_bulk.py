@@ -9,8 +9,10 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import Table, func, select, text
 
+from tests.helpers import create_inbox
 from wadesk.bulk import NO_TARGET, bulk_insert
 from wadesk.contacts.models import Contact
+from wadesk.conversations.models import Conversation
 from wadesk.db import utcnow
 from wadesk.realtime.models import StagedEvent
 
@@ -113,9 +115,6 @@ async def test_a_partial_unique_index_as_the_conflict_target(live):
     """Conversations: one unresolved per contact and inbox (a partial unique index)."""
     if live.runtime.db.is_sqlite:
         pytest.skip("the SQLite form is SQLAlchemy's own ON CONFLICT, tested by ingest")
-    from tests.helpers import create_inbox
-    from wadesk.conversations.models import Conversation
-
     inbox = await create_inbox(live)
     db = live.runtime.db
     now = utcnow()
